@@ -1,0 +1,3 @@
+"""gateway: a streaming, OpenAI-compatible LLM inference gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""create_app(config): routes, error mapping and the lifespan that owns every client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.config.schema import GatewayConfig
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.http.openai import CompletionEndpoint, models_endpoint
+from gateway.http.ops import health, metrics_endpoint, ready_endpoint
+from gateway.observability.metrics import Metrics
+from gateway.runtime import Runtime
+
+# litellm, when a config uses it, must never fetch its price map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> Starlette:
+    runtime = Runtime(config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes = [
+        Route("/v1/chat/completions", CompletionEndpoint(runtime, "chat"), methods=["POST"]),
+        Route("/v1/completions", CompletionEndpoint(runtime, "completions"), methods=["POST"]),
+        Route("/v1/embeddings", CompletionEndpoint(runtime, "embeddings"), methods=["POST"]),
+        Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready_endpoint(runtime), methods=["GET"]),
+    ]
+    if config.metrics.enabled:
+        routes.append(Route("/metrics", metrics_endpoint(runtime), methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+    )
+    app.state.runtime = runtime
+    return app
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err = InvalidRequest(exc.detail or "Invalid request.")
+    if exc.status_code == 404:
+        err = InvalidRequest(f"Unknown path {request.url.path}.", code="not_found")
+    elif exc.status_code == 405:
+        err = InvalidRequest(
+            f"Method {request.method} is not allowed here.", code="method_not_allowed"
+        )
+    return JSONResponse(err.to_body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    err = GatewayError("The gateway failed to handle this request.")
+    return JSONResponse(err.to_body(), status_code=500)

@@ -1,0 +1,68 @@
+"""`gateway serve | check | ...`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="LLM inference gateway")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("GATEWAY_CONFIG"),
+        help="YAML config (default: $GATEWAY_CONFIG, else the quickstart)",
+    )
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--workers", type=int, help="override server.workers")
+    serve.set_defaults(run=run_serve)
+
+    check = commands.add_parser("check", help="validate a config file")
+    check.add_argument("path")
+    check.set_defaults(run=run_check)
+    return parser
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as err:
+        print(f"{args.path}: {len(err.problems)} problem(s)", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    from gateway.serve import serve
+
+    return serve(config, args.config, host=args.host, port=args.port, workers=args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The configuration schema. Every model is frozen and rejects unknown keys.
+
+Each field's description is the config reference (README "Configuration").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = Field("127.0.0.1", description="Interface to bind.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to bind.")
+    workers: int = Field(1, ge=1, description="Worker processes (gunicorn/uvicorn).")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit.")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="Drain time on SIGTERM.")
+
+
+class StateConfig(Section):
+    backend: Literal["memory", "redis"] = Field(
+        "memory", description="Where shared state lives: this process, or Redis for many."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis URL (redis://, rediss://)."
+    )
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(True, description="One JSON line per request.")
+    log_prompts: bool = Field(False, description="Include prompt/completion text (redacted).")
+
+
+class MetricsConfig(Section):
+    enabled: bool = True
+    token: SecretStr | None = Field(None, description="Bearer token required on /metrics.")
+
+
+class TimeoutConfig(Section):
+    connect: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    read: float = Field(600.0, gt=0, description="Seconds between bytes from the provider.")
+    write: float = Field(30.0, gt=0)
+    pool: float = Field(10.0, gt=0, description="Seconds to wait for a pooled connection.")
+
+
+class MockConfig(Section):
+    """The built-in deterministic provider."""
+
+    mode: Literal["echo", "fixed"] = Field(
+        "echo", description="Echo the last user turn or fixed text."
+    )
+    text: str = "Hello from the gateway's mock provider."
+    latency_ms: float = Field(0.0, ge=0, description="Delay before the first byte.")
+    chunks: int = Field(5, ge=1, description="Stream chunks the reply is split into.")
+    chunk_delay_ms: float = Field(0.0, ge=0)
+    prompt_tokens: int | None = Field(None, ge=0, description="Fixed usage; default counts words.")
+    completion_tokens: int | None = Field(None, ge=0)
+    fail_status: int | None = Field(None, ge=400, le=599, description="Answer every call with it.")
+    fail_message: str = "mock provider failure"
+    fail_after_chunks: int | None = Field(None, ge=0, description="Break streams after k chunks.")
+    embedding_dim: int = Field(8, ge=1, le=4096)
+
+
+class ProviderConfig(Section):
+    kind: Literal["openai", "litellm", "mock"]
+    base_url: str | None = Field(None, description="API base, e.g. https://api.openai.com/v1.")
+    api_key: SecretStr | None = Field(None, description="Provider key; only as ${ENV_VAR}.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers.")
+    timeout: TimeoutConfig = TimeoutConfig()
+    max_connections: int = Field(100, ge=1, description="Connection pool size.")
+    max_keepalive: int = Field(50, ge=0)
+    litellm_provider: str | None = Field(
+        None, description="litellm provider prefix (anthropic, gemini, bedrock …)."
+    )
+    mock: MockConfig = MockConfig()
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> ProviderConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required for kind 'openai'")
+        if self.kind == "litellm" and not self.litellm_provider:
+            raise ValueError("litellm_provider is required for kind 'litellm'")
+        return self
+
+
+class DeploymentConfig(Section):
+    provider: str = Field(description="Name of a provider in `providers`.")
+    model: str = Field(description="The model name the provider knows.")
+    weight: float = Field(1.0, gt=0, description="Share of traffic among the alias's deployments.")
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class ModelConfig(Section):
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    description: str = ""
+
+
+class GatewayConfig(Section):
+    server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)

@@ -1,0 +1,40 @@
+"""RequestContext: everything the pipeline knows about one request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.types import Endpoint
+
+
+@dataclass(eq=False, slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: Endpoint
+    body: dict[str, Any]
+    headers: dict[str, str]  # lower-cased names; the client's, never forwarded upstream
+    client_ip: str
+    started: float = field(default_factory=time.perf_counter)
+    alias: str = ""  # the model the client asked for
+    target_alias: str = ""  # the alias after routing / experiments
+    deployment: str = ""  # provider/model that answered (or was last tried)
+    provider: str = ""
+    principal: Any = None  # set by auth
+    upstream_seconds: float = 0.0  # time spent waiting on providers (for overhead)
+    first_byte: float | None = None  # perf_counter when the first stream event left
+    response_headers: dict[str, str] = field(default_factory=dict)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # extra access-log fields
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+    @property
+    def client_wants_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started

@@ -1,0 +1,171 @@
+"""The gateway's error tree, mapped to HTTP in one place (`to_body`).
+
+GatewayError                      500 api_error
+├── InvalidRequest                400 invalid_request_error
+│   ├── BodyTooLarge              413
+│   ├── ModelNotFound             404 (code model_not_found)
+│   └── InputTooLarge             400 (code context_length_exceeded)
+├── AuthenticationFailed          401 authentication_error
+├── PermissionDenied              403 permission_error
+├── RateLimited                   429 rate_limit_error (Retry-After)
+├── QuotaExceeded                 429 insufficient_quota
+├── UpstreamError                 502 upstream_error: the provider answered with an error
+│   ├── UpstreamUnavailable       502 connection refused / reset
+│   └── UpstreamTimeout           504
+└── AllAttemptsFailed             the status of the last attempt; names every attempt
+
+Messages are written for clients: they never carry secrets, tracebacks or upstream URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "api_error"
+    log_level: ClassVar[int] = logging.ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    @property
+    def http_status(self) -> int:
+        return self.status
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+    log_level = logging.INFO
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+
+
+class ModelNotFound(InvalidRequest):
+    status = 404
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model '{model}' does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        )
+
+
+class InputTooLarge(InvalidRequest):
+    pass
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    error_type = "authentication_error"
+    log_level = logging.INFO
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    error_type = "permission_error"
+    log_level = logging.INFO
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+    log_level = logging.INFO
+
+
+class QuotaExceeded(GatewayError):
+    status = 429
+    error_type = "insufficient_quota"
+    log_level = logging.INFO
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "insufficient_quota")
+        super().__init__(message, **kwargs)
+
+
+class UpstreamError(GatewayError):
+    """The provider answered with an error status; `upstream_status` keeps it."""
+
+    status = 502
+    error_type = "upstream_error"
+    log_level = logging.WARNING
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def http_status(self) -> int:
+        # Client errors from the provider (400, 404, 422, 429 …) pass through as they are;
+        # provider failures become 502 so clients can tell the gateway from the model.
+        if self.upstream_status is not None and 400 <= self.upstream_status < 500:
+            return self.upstream_status
+        return self.status
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    error_type = "timeout"
+
+
+class AllAttemptsFailed(GatewayError):
+    """Every deployment (and fallback) failed; the message names each attempt."""
+
+    log_level = logging.WARNING
+
+    def __init__(self, attempts: list[tuple[str, GatewayError]]) -> None:
+        self.attempts = attempts
+        detail = "; ".join(f"{name}: {err.message}" for name, err in attempts)
+        last = attempts[-1][1]
+        super().__init__(
+            f"All {len(attempts)} attempt(s) failed: {detail}",
+            code=last.code or "upstream_failed",
+            headers=last.headers,
+        )
+        self.error_type = last.error_type  # type: ignore[misc]
+        self._status = last.http_status
+
+    @property
+    def http_status(self) -> int:
+        return self._status

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: OpenAI endpoints, health, readiness, metrics."""

@@ -1,0 +1,68 @@
+"""The OpenAI-compatible endpoints: parse once, run the pipeline, send the reply."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.http.reply import ReplyResponse
+from gateway.http.request import parse_body, read_body
+from gateway.runtime import Runtime
+from gateway.types import Endpoint
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class CompletionEndpoint:
+    """An ASGI app per OpenAI endpoint (raw ASGI: the reply decides how it is sent)."""
+
+    def __init__(self, runtime: Runtime, endpoint: Endpoint) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        request = Request(scope, receive)
+        ctx = RequestContext(
+            request_id=request_id(request),
+            endpoint=self.endpoint,
+            body={},
+            headers=dict(request.headers),
+            client_ip=request.client.host if request.client else "",
+        )
+        assert runtime.handle is not None and runtime.observe is not None
+        try:
+            raw = await read_body(request, runtime.config.server.max_body_bytes)
+            ctx.body = parse_body(raw, self.endpoint)
+        except GatewayError as err:
+            reply = runtime.observe.reject(ctx, err)
+        else:
+            ctx.alias = ctx.body["model"]
+            reply = await runtime.handle(ctx)
+        await ReplyResponse(reply, ctx)(scope, receive, send)
+
+
+def models_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def models(request: Request) -> Response:
+        created = int(runtime.started_at)
+        data = [
+            {"id": alias, "object": "model", "created": created, "owned_by": "gateway"}
+            for alias in runtime.config.models
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    return models

@@ -1,0 +1,93 @@
+"""Observe: the outermost stage. Sees every outcome, turns errors into replies,
+times the request, and records metrics and the access log when the reply completes."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.observability.metrics import Metrics, status_class
+from gateway.types import Next, Reply
+
+log = logging.getLogger("gateway.access")
+errors_log = logging.getLogger("gateway")
+
+
+def error_reply(err: GatewayError) -> Reply:
+    return Reply(body=err.to_body(), status=err.http_status, headers=dict(err.headers), error=err)
+
+
+class Observe:
+    def __init__(self, metrics: Metrics, *, access_log: bool) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
+        self.metrics.in_flight.inc()
+        try:
+            reply = await call_next(ctx)
+        except GatewayError as err:
+            reply = error_reply(err)
+        except Exception:
+            errors_log.exception("unhandled error", extra={"request_id": ctx.request_id})
+            reply = error_reply(GatewayError("The gateway failed to handle this request."))
+        overhead = max(0.0, ctx.elapsed() - ctx.upstream_seconds)
+        ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead * 1000:.2f}"
+        self.metrics.overhead.labels(ctx.endpoint).observe(overhead)
+
+        async def record(done: Reply) -> None:
+            self.metrics.in_flight.dec()
+            self.record(ctx, done)
+
+        reply.on_complete(record)
+        return reply
+
+    def reject(self, ctx: RequestContext, err: GatewayError) -> Reply:
+        """A request refused before the pipeline (unparseable body): still logged and counted."""
+        reply = error_reply(err)
+
+        async def record(done: Reply) -> None:
+            self.record(ctx, done)
+
+        reply.on_complete(record)
+        return reply
+
+    def record(self, ctx: RequestContext, reply: Reply) -> None:
+        duration = ctx.elapsed()
+        # Only configured aliases become label values: a client must not mint new series.
+        model = ctx.alias if ctx.target_alias else "unknown"
+        metrics = self.metrics
+        metrics.requests.labels(ctx.endpoint, model, status_class(reply.status)).inc()
+        metrics.request_duration.labels(ctx.endpoint, model).observe(duration)
+        ttft = None
+        if ctx.first_byte is not None:
+            ttft = ctx.first_byte - ctx.started
+            metrics.time_to_first_token.labels(model).observe(ttft)
+        usage = reply.usage
+        if usage is not None:
+            metrics.tokens.labels(model, "input").inc(usage.prompt_tokens)
+            metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
+        if not self.access_log:
+            return
+        entry = {
+            "request_id": ctx.request_id,
+            "endpoint": ctx.endpoint,
+            "model": ctx.alias,
+            "deployment": ctx.deployment,
+            "status": reply.status,
+            "stream": ctx.stream,
+            "duration_ms": round(duration * 1000, 2),
+            "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
+            "overhead_ms": ctx.response_headers.get("x-gateway-overhead-ms"),
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "tokens_estimated": usage.estimated if usage else None,
+            "completed": reply.completed or not reply.is_stream,
+            "client_ip": ctx.client_ip,
+            **ctx.log_fields,
+        }
+        if reply.error is not None:
+            entry["error_type"] = reply.error.error_type
+            entry["error"] = reply.error.message
+        log.info("request", extra=entry)

@@ -1,0 +1,49 @@
+"""Run the app under uvicorn (one worker) or several uvicorn workers."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config.schema import GatewayConfig
+from gateway.observability.logging import configure_logging
+
+
+def serve(
+    config: GatewayConfig,
+    config_path: str | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> int:
+    configure_logging(config.logging.level)
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    workers = workers or config.server.workers
+    common = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": config.server.shutdown_grace_seconds,
+        "server_header": False,
+    }
+    if workers > 1:
+        if config_path:
+            os.environ["GATEWAY_CONFIG"] = config_path
+        uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(config), **common)
+    return 0
+
+
+def app_from_env():  # type: ignore[no-untyped-def]
+    """Worker entry point: every worker loads the same config file."""
+    from gateway.config import load_config
+
+    config = load_config(os.environ.get("GATEWAY_CONFIG"))
+    configure_logging(config.logging.level)
+    return create_app(config)

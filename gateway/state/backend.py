@@ -1,0 +1,47 @@
+"""The state backend protocol and its factory."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.config.schema import StateConfig
+
+
+class StateBackend(Protocol):
+    """Key/value state every instance must agree on (counters, cache, keys)."""
+
+    kind: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
+        """Add `amount` to a numeric counter (created at 0) and return the new value."""
+        ...
+
+    async def hincr(self, key: str, field: str, amount: float) -> float: ...
+
+    async def hgetall(self, key: str) -> dict[str, float]: ...
+
+    async def ping(self) -> bool:
+        """True when the backend answers now."""
+        ...
+
+    def limits_uri(self) -> str:
+        """The storage URI for the `limits` library that matches this backend."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_state(config: StateConfig) -> StateBackend:
+    if config.backend == "redis":
+        from gateway.state.redis import RedisState
+
+        return RedisState(config.redis_url)
+    from gateway.state.memory import MemoryState
+
+    return MemoryState()

@@ -1,0 +1,65 @@
+"""In-process state: correct for one process, the zero-setup default."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+
+class MemoryState:
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[bytes | float, float | None]] = {}
+        self._hashes: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def _live(self, key: str) -> bytes | float | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._values[key]
+            return None
+        return value
+
+    async def get(self, key: str) -> bytes | None:
+        value = self._live(key)
+        if isinstance(value, float):
+            return repr(value).encode()
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._values[key] = (value, _deadline(ttl))
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+        self._hashes.pop(key, None)
+
+    async def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
+        current = self._live(key)
+        value = (float(current) if current is not None else 0.0) + amount
+        expires = self._values[key][1] if current is not None else _deadline(ttl)
+        self._values[key] = (value, expires)
+        return value
+
+    async def hincr(self, key: str, field: str, amount: float) -> float:
+        bucket = self._hashes[key]
+        bucket[field] = bucket.get(field, 0.0) + amount
+        return bucket[field]
+
+    async def hgetall(self, key: str) -> dict[str, float]:
+        return dict(self._hashes.get(key, {}))
+
+    async def ping(self) -> bool:
+        return True
+
+    def limits_uri(self) -> str:
+        return "memory://"
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _deadline(ttl: float | None) -> float | None:
+    return None if ttl is None else time.monotonic() + ttl

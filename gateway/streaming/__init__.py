@@ -1,0 +1,1 @@
+"""Server-sent events: decoding provider streams and relaying them to clients."""

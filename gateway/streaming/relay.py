@@ -1,0 +1,74 @@
+"""Relay a provider stream to the client as SSE, counting usage as it passes.
+
+The relay owns the upstream: `reply.close()` in `finally` releases the connection and
+runs the completion callbacks whether the stream finished, failed or the client left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, UpstreamError
+from gateway.streaming.sse import DONE_EVENT, encode_data, encode_json
+from gateway.types import Reply, Usage
+
+CHARS_PER_TOKEN = 4  # estimate for streams cut before the provider reported usage
+
+
+async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+    assert reply.stream is not None
+    show_usage = ctx.client_wants_usage
+    content_chars = 0
+    try:
+        async for payload in reply.stream:
+            chunk = orjson.loads(payload)
+            usage = chunk.get("usage")
+            if usage:
+                reply.usage = Usage.from_openai(usage)
+                if not show_usage:
+                    if not chunk.get("choices"):
+                        continue  # the usage-only chunk we asked for; the client did not
+                    chunk["usage"] = None
+                    payload = orjson.dumps(chunk)
+            content_chars += _content_chars(chunk)
+            if reply.collect_chunks:
+                reply.chunks.append(chunk)
+            if ctx.first_byte is None:
+                ctx.first_byte = time.perf_counter()
+            yield encode_data(payload)
+        reply.completed = True
+        yield DONE_EVENT
+    except GatewayError as err:
+        reply.error = err
+        yield encode_json(err.to_body())
+        yield DONE_EVENT
+    except orjson.JSONDecodeError:
+        reply.error = UpstreamError("The provider sent a malformed stream event.")
+        yield encode_json(reply.error.to_body())
+        yield DONE_EVENT
+    finally:
+        if reply.usage is None:
+            reply.usage = Usage(
+                prompt_tokens=int(ctx.log_fields.get("prompt_tokens_estimate", 0)),
+                completion_tokens=-(-content_chars // CHARS_PER_TOKEN),
+                estimated=True,
+            )
+        await reply.close()
+
+
+def _content_chars(chunk: dict) -> int:
+    total = 0
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") or {}
+        text = delta.get("content") if isinstance(delta, dict) else None
+        if text is None:
+            text = choice.get("text")  # legacy completions stream
+        if isinstance(text, str):
+            total += len(text)
+    return total

@@ -1,0 +1,109 @@
+"""The few core types everything else is built from: Usage, Reply, Provider, Stage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import anyio
+
+if TYPE_CHECKING:
+    from gateway.context import RequestContext
+    from gateway.errors import GatewayError
+
+Endpoint = Literal["chat", "completions", "embeddings"]
+log = logging.getLogger("gateway")
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False  # True when the provider never reported usage (e.g. a cut stream)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(usage, dict):
+            return None
+        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+CompletionCallback = Callable[["Reply"], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Reply:
+    """A complete JSON reply (`body`) or a stream of SSE data payloads (`stream`).
+
+    A stream yields the JSON bytes of each `data:` event, without the final `[DONE]`;
+    it ends normally only when the provider finished the reply, and raises a
+    GatewayError when the provider fails. Whoever needs the end of the reply (token
+    settlement, cache store, metrics) registers `on_complete`; `close()` runs those
+    callbacks exactly once, after the upstream is released, whether the reply finished,
+    failed or the client went away.
+    """
+
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[bytes] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    usage: Usage | None = None
+    completed: bool = False  # the whole reply reached the client
+    error: GatewayError | None = None
+    collect_chunks: bool = False  # keep parsed stream chunks in `chunks` (cache assembly)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    _callbacks: list[CompletionCallback] = field(default_factory=list)
+    _closed: bool = False
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None
+
+    def on_complete(self, callback: CompletionCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def close(self) -> None:
+        """Release the upstream and run completion callbacks; safe to call many times."""
+        if self._closed:
+            return
+        self._closed = True
+        # Shielded: this runs in `finally` blocks of cancelled tasks (client disconnects),
+        # and tokens must still be settled and upstream connections still released.
+        with anyio.CancelScope(shield=True):
+            if self.stream is not None:
+                aclose = getattr(self.stream, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:  # a failing close must not skip the callbacks
+                        log.exception("closing upstream stream failed")
+            for callback in reversed(self._callbacks):
+                try:
+                    await callback(self)
+                except Exception:
+                    log.exception("completion callback failed")
+
+
+class Provider(Protocol):
+    """One API family (OpenAI-compatible, litellm, mock) behind one method."""
+
+    async def send(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> Reply:
+        """Send `body` (its `model` already set to the upstream name); raise GatewayError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+Next = Callable[["RequestContext"], Awaitable[Reply]]
+
+
+class Stage(Protocol):
+    """A pipeline stage: answer by itself, or call on and act on what comes back."""
+
+    async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply: ...
