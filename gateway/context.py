@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.auth.principal import ANONYMOUS, Principal
 from gateway.types import Endpoint
 
 
@@ -21,7 +22,8 @@ class RequestContext:
     target_alias: str = ""  # the alias after routing / experiments
     deployment: str = ""  # provider/model that answered (or was last tried)
     provider: str = ""
-    principal: Any = None  # set by auth
+    principal: Principal = ANONYMOUS  # set by the auth stage
+    prompt_tokens_estimate: int = 0  # counted before the call (limits, caps, cut streams)
     upstream_seconds: float = 0.0  # time spent waiting on providers (for overhead)
     first_byte: float | None = None  # perf_counter when the first stream event left
     response_headers: dict[str, str] = field(default_factory=dict)

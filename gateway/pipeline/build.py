@@ -29,7 +29,11 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
     """The way of a request, outermost first."""
     return [
         Observe(services.metrics, access_log=config.logging.access_log),
+        # auth: key -> Principal (401/403)
+        # ratelimit: request limits before, token limits settled after (429)
         Route(config.models),
+        # caps: clamp or refuse max_tokens, input size, budget (400/429)
+        # cache: exact, then semantic; store when the reply completes
         Dispatch(config.models, services.providers, services.metrics),
     ]
 

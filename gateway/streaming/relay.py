@@ -53,7 +53,7 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
     finally:
         if reply.usage is None:
             reply.usage = Usage(
-                prompt_tokens=int(ctx.log_fields.get("prompt_tokens_estimate", 0)),
+                prompt_tokens=ctx.prompt_tokens_estimate,
                 completion_tokens=-(-content_chars // CHARS_PER_TOKEN),
                 estimated=True,
             )
