@@ -12,6 +12,9 @@ from gateway.config import ConfigError, load_config
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ["serve"]  # `gateway` / `python -m gateway` alone runs the quickstart
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

@@ -4,6 +4,7 @@ times the request, and records metrics and the access log when the reply complet
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -18,10 +19,42 @@ def error_reply(err: GatewayError) -> Reply:
     return Reply(body=err.to_body(), status=err.http_status, headers=dict(err.headers), error=err)
 
 
+class ModelSeries:
+    """The metric children of one (endpoint, model): `labels()` lookups cost more than
+    the observations themselves on the hot path, so they are resolved once."""
+
+    def __init__(self, metrics: Metrics, endpoint: str, model: str) -> None:
+        self._requests = metrics.requests
+        self._labels = (endpoint, model)
+        self._by_status: dict[str, Any] = {}
+        self.duration = metrics.request_duration.labels(endpoint, model)
+        self.ttft = metrics.time_to_first_token.labels(model)
+        self.tokens_in = metrics.tokens.labels(model, "input")
+        self.tokens_out = metrics.tokens.labels(model, "output")
+
+    def count(self, status: int) -> None:
+        cls = status_class(status)
+        child = self._by_status.get(cls)
+        if child is None:
+            child = self._by_status[cls] = self._requests.labels(*self._labels, cls)
+        child.inc()
+
+
 class Observe:
     def __init__(self, metrics: Metrics, *, access_log: bool) -> None:
         self.metrics = metrics
         self.access_log = access_log
+        self._series: dict[tuple[str, str], ModelSeries] = {}
+        self._overhead = {
+            e: metrics.overhead.labels(e) for e in ("chat", "completions", "embeddings")
+        }
+
+    def series(self, endpoint: str, model: str) -> ModelSeries:
+        key = (endpoint, model)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = ModelSeries(self.metrics, endpoint, model)
+        return found
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
         self.metrics.in_flight.inc()
@@ -34,7 +67,7 @@ class Observe:
             reply = error_reply(GatewayError("The gateway failed to handle this request."))
         overhead = max(0.0, ctx.elapsed() - ctx.upstream_seconds)
         ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead * 1000:.2f}"
-        self.metrics.overhead.labels(ctx.endpoint).observe(overhead)
+        self._overhead[ctx.endpoint].observe(overhead)
 
         async def record(done: Reply) -> None:
             self.metrics.in_flight.dec()
@@ -57,17 +90,17 @@ class Observe:
         duration = ctx.elapsed()
         # Only configured aliases become label values: a client must not mint new series.
         model = ctx.alias if ctx.target_alias else "unknown"
-        metrics = self.metrics
-        metrics.requests.labels(ctx.endpoint, model, status_class(reply.status)).inc()
-        metrics.request_duration.labels(ctx.endpoint, model).observe(duration)
+        series = self.series(ctx.endpoint, model)
+        series.count(reply.status)
+        series.duration.observe(duration)
         ttft = None
         if ctx.first_byte is not None:
             ttft = ctx.first_byte - ctx.started
-            metrics.time_to_first_token.labels(model).observe(ttft)
+            series.ttft.observe(ttft)
         usage = reply.usage
         if usage is not None:
-            metrics.tokens.labels(model, "input").inc(usage.prompt_tokens)
-            metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
+            series.tokens_in.inc(usage.prompt_tokens)
+            series.tokens_out.inc(usage.completion_tokens)
         if not self.access_log:
             return
         entry = {

@@ -2,14 +2,20 @@
 
 A raw passthrough: the request body goes upstream as it came (only `model` is set and
 `stream_options.include_usage` added), responses and stream events come back untouched.
+
+The HTTP client is aiohttp, not httpx: measured side by side on one core against the same
+local upstream, httpx did 523 req/s at concurrency 1 and 153 at 64; aiohttp 2,014 and
+1,482 (benchmarks/README.md). The pool is one `ClientSession` per provider, opened in
+the app's lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from gateway.config.schema import ProviderConfig
@@ -24,32 +30,36 @@ PATHS: dict[Endpoint, str] = {
     "embeddings": "/embeddings",
 }
 MAX_ERROR_BODY = 64 * 1024
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 class OpenAIProvider:
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url
         self.name = name
+        self._base = config.base_url.rstrip("/")
         self._secrets = (config.api_key.get_secret_value(),) if config.api_key else ()
         headers = {"content-type": "application/json", **config.headers}
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         timeout = config.timeout
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"),
+        self._session = aiohttp.ClientSession(
             headers=headers,
-            timeout=httpx.Timeout(
-                connect=timeout.connect, read=timeout.read, write=timeout.write, pool=timeout.pool
+            connector=aiohttp.TCPConnector(
+                limit=config.max_connections, limit_per_host=0, ttl_dns_cache=300
             ),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_keepalive,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=timeout.pool + timeout.connect,
+                sock_connect=timeout.connect,
+                sock_read=timeout.read,
             ),
-            follow_redirects=False,
+            skip_auto_headers=("user-agent",),
+            auto_decompress=True,
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     async def send(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> Reply:
         if stream:
@@ -57,24 +67,25 @@ class OpenAIProvider:
             options = dict(options) if isinstance(options, dict) else {}
             options["include_usage"] = True
             body = {**body, "stream_options": options}
-        request = self._client.build_request("POST", PATHS[endpoint], content=orjson.dumps(body))
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self._session.post(
+                self._base + PATHS[endpoint], data=orjson.dumps(body), allow_redirects=False
+            )
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 raise await self._status_error(response)
-            if stream and response.headers.get("content-type", "").startswith("text/event-stream"):
+            if stream and response.content_type == "text/event-stream":
                 return Reply(stream=self._payloads(response))
-            data = await response.aread()
-        except httpx.HTTPError as exc:
-            await response.aclose()
+            data = await response.read()
+        except TRANSPORT_ERRORS as exc:
+            response.close()
             raise self._transport_error(exc) from None
         except BaseException:
-            await response.aclose()
+            response.close()
             raise
-        await response.aclose()
+        response.release()
         return self._complete_reply(data)
 
     def _complete_reply(self, data: bytes) -> Reply:
@@ -84,44 +95,55 @@ class OpenAIProvider:
             raise UpstreamError("The provider sent a malformed JSON reply.") from None
         if not isinstance(body, dict):
             raise UpstreamError("The provider sent a JSON reply that is not an object.")
-        return Reply(body=body, usage=Usage.from_openai(body.get("usage")))
-
-    async def _payloads(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        decoder = SSEDecoder()
         try:
-            async for chunk in response.aiter_raw():
+            usage = Usage.from_openai(body.get("usage"))
+        except (TypeError, ValueError):  # unreadable usage: pass the reply on, count nothing
+            usage = None
+        return Reply(body=body, usage=usage)
+
+    async def _payloads(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder()
+        finished = False
+        try:
+            async for chunk in response.content.iter_any():
                 for payload in decoder.feed(chunk):
                     if payload == DONE:
+                        finished = True
                         return
                     if payload.startswith(b'{"error"'):
                         raise upstream_status_error(502, payload, secrets=self._secrets)
                     yield payload
             for payload in decoder.flush():
                 if payload == DONE:
+                    finished = True
                     return
                 yield payload
             raise UpstreamUnavailable("The provider's stream ended before it was complete.")
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
         finally:
-            await response.aclose()
+            # A stream left early (client gone, error) must not go back to the pool half read.
+            if finished:
+                response.release()
+            else:
+                response.close()
 
-    async def _status_error(self, response: httpx.Response) -> GatewayError:
+    async def _status_error(self, response: aiohttp.ClientResponse) -> GatewayError:
         body = b""
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             body += chunk
             if len(body) > MAX_ERROR_BODY:
                 break
-        await response.aclose()
+        response.close()
         return upstream_status_error(
-            response.status_code,
+            response.status,
             body[:MAX_ERROR_BODY],
             retry_after=response.headers.get("retry-after"),
             secrets=self._secrets,
         )
 
-    def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
+    def _transport_error(self, exc: BaseException) -> GatewayError:
         detail = scrub(type(exc).__name__, self._secrets)
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts subclass it
             return UpstreamTimeout(f"The provider '{self.name}' timed out ({detail}).")
         return UpstreamUnavailable(f"The provider '{self.name}' could not be reached ({detail}).")
