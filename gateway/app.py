@@ -14,24 +14,33 @@ from starlette.routing import Route
 
 from gateway.config.schema import GatewayConfig
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.http import admin, experiments
 from gateway.http.openai import CompletionEndpoint, models_endpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
 from gateway.observability.metrics import Metrics
+from gateway.reload import Reloader, reload_endpoint
 from gateway.runtime import Runtime
+from gateway.shutdown import drain_on_signals
 
 # litellm, when a config uses it, must never fetch its price map from the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> Starlette:
+def create_app(
+    config: GatewayConfig, metrics: Metrics | None = None, *, config_path: str | None = None
+) -> Starlette:
     runtime = Runtime(config, metrics)
+    reloader = Reloader(runtime, config_path)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
+        reloader.start()
+        drain_on_signals(runtime)
         try:
             yield
         finally:
+            await reloader.stop()
             await runtime.stop()
 
     routes = [
@@ -41,6 +50,9 @@ def create_app(config: GatewayConfig, metrics: Metrics | None = None) -> Starlet
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),
+        Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),
+        *experiments.routes(runtime),  # route dry-run, feedback, experiment reports
+        *admin.admin_routes(runtime),  # /admin/keys (only when auth.admin_key is set)
     ]
     if config.metrics.enabled:
         routes.append(Route("/metrics", metrics_endpoint(runtime), methods=["GET"]))

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, load_config
+from gateway.experiments.cli import add_commands as add_experiment_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config file")
     check.add_argument("path")
     check.set_defaults(run=run_check)
+    add_experiment_commands(commands)  # experiments report, eval replay
+
+    cache = commands.add_parser("cache", help="response cache tools")
+    cache_commands = cache.add_subparsers(title="cache commands")
+    evaluate = cache_commands.add_parser(
+        "eval", help="precision/recall of the semantic matcher on labelled pairs"
+    )
+    evaluate.add_argument("path", help='JSONL of {"a", "b", "same"} pairs')
+    evaluate.add_argument("--threshold", type=float, help="similarity to serve (default: shipped)")
+    evaluate.set_defaults(run=run_cache_eval)
+
+    keys = commands.add_parser("keys", help="API key tools")
+    keys_commands = keys.add_subparsers(title="keys commands")
+    create = keys_commands.add_parser(
+        "create", help="print a new random key (once) and the hash to put in the YAML"
+    )
+    create.add_argument("--id", default="my-key", help="the key id for the YAML snippet")
+    create.set_defaults(run=run_keys_create)
     return parser
 
 
@@ -54,6 +73,22 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
     return 0
+
+
+def run_keys_create(args: argparse.Namespace) -> int:
+    from gateway.auth.keys import hash_key, new_key
+
+    key = new_key()
+    print(f"key (shown once, give it to the client): {key}")
+    print("add to the config under auth.keys:")
+    print(f"  - id: {args.id}\n    hash: {hash_key(key)}")
+    return 0
+
+
+def run_cache_eval(args: argparse.Namespace) -> int:
+    from gateway.cache.eval import run_eval_command
+
+    return int(run_eval_command(args.path, threshold=args.threshold) or 0)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ class RequestContext:
     first_byte: float | None = None  # perf_counter when the first stream event left
     response_headers: dict[str, str] = field(default_factory=dict)
     log_fields: dict[str, Any] = field(default_factory=dict)  # extra access-log fields
+    dry_run: bool = False  # POST /v1/route/dry-run: the route stage answers with its decision
 
     @property
     def stream(self) -> bool:

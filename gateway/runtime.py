@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from gateway.config.schema import GatewayConfig
+from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import build_tracing
 from gateway.pipeline import build_pipeline, compose
+from gateway.pipeline.access import access_limiter
 from gateway.pipeline.build import Services
+from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.providers.registry import build_providers
 from gateway.state import build_state
@@ -24,30 +29,74 @@ class Runtime:
         self.services: Services | None = None
         self.handle: Next | None = None
         self.observe: Observe | None = None
+        self.dispatch: Dispatch | None = None  # its breakers feed /ready
         self.draining = False
+        self.in_flight = InFlight()
+        self.stop_streams = asyncio.Event()  # set near the end of the shutdown grace period
+        self.retiring: set[asyncio.Task[None]] = set()  # old pipelines closing when idle
         self.started_at = time.time()
 
     async def start(self) -> None:
-        services = Services(
-            metrics=self.metrics,
-            providers=build_providers(self.config),
-            state=build_state(self.config.state),
-        )
-        stages = build_pipeline(self.config, services)
-        self.services = services
-        self.observe = next(s for s in stages if isinstance(s, Observe))
-        self.handle = compose(stages)
+        self.activate(self.config, await self.build_services(self.config))
         log.info(
             "gateway started",
             extra={"models": sorted(self.config.models), "state": self.config.state.backend},
         )
 
+    async def build_services(
+        self, config: GatewayConfig, previous: Services | None = None
+    ) -> Services:
+        """Every live object a config needs, built here for both start and reload.
+        On reload `previous` lends what did not change (provider pools, the state client)."""
+        if previous is None:
+            providers = build_providers(config)
+            state = build_state(config.state)
+        else:
+            providers = reuse_providers(self.config, previous.providers, config)
+            same_state = config.state == self.config.state
+            state = previous.state if same_state else build_state(config.state)
+        tracing = build_tracing(config.tracing, previous.tracing if previous else None)
+        if tracing is not None:
+            providers = tracing.providers(providers, config.providers)  # a span per attempt
+        return Services(
+            metrics=self.metrics,
+            providers=providers,
+            state=state,
+            tracing=tracing,
+            limiter=await access_limiter(config, self.metrics, state, previous),
+        )
+
+    def activate(self, config: GatewayConfig, services: Services) -> None:
+        """Swap in a pipeline at once (no await between the assignments); requests already
+        running keep the handle they started on."""
+        stages = build_pipeline(config, services)
+        self.in_flight = InFlight()
+        self.config = config
+        self.services = services
+        self.observe = next(s for s in stages if isinstance(s, Observe))
+        self.dispatch = next(s for s in stages if isinstance(s, Dispatch))
+        self.handle = self.in_flight.track(compose(stages, services.tracing), self.stop_streams)
+
+    async def reload(self, config: GatewayConfig) -> None:
+        """Swap to an already validated config; the old pipeline's leftovers (changed
+        providers, a replaced state client) close once its last request has finished."""
+        old_services, old_in_flight = self.services, self.in_flight
+        services = await self.build_services(config, old_services)
+        self.activate(config, services)
+        if old_services is not None:
+            closers = leftovers(old_services, services)
+            self.retiring.add(retire_when_idle(old_in_flight, closers))
+
     async def stop(self) -> None:
+        if self.retiring:
+            await asyncio.wait(self.retiring, timeout=5)
         if self.services is None:
             return
         for provider in self.services.providers.values():
             await provider.aclose()
         await self.services.state.aclose()
+        if self.services.limiter is not None:
+            await self.services.limiter.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether this instance should get traffic, with the details of each check."""
@@ -59,5 +108,14 @@ class Runtime:
             state_ok = await self.services.state.ping()
             checks["state"] = f"{self.services.state.kind}: {'ok' if state_ok else 'unreachable'}"
             if not state_ok:
+                checks["degraded"] = True
+            limiter = self.services.limiter
+            if limiter is not None and limiter.health():
+                checks["ratelimit"] = limiter.health()
+                checks["degraded"] = True
+        if self.dispatch is not None:
+            deployments = self.dispatch.health()
+            checks["deployments"] = deployments
+            if "open" in deployments.values():
                 checks["degraded"] = True
         return ready, checks

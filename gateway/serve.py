@@ -9,6 +9,8 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.observability.logging import configure_logging
+from gateway.observability.multiprocess import prepare_multiprocess_dir
+from gateway.observability.redaction import config_secrets
 
 
 def serve(
@@ -19,7 +21,7 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
 ) -> int:
-    configure_logging(config.logging.level)
+    configure_logging(config.logging.level, config_secrets(config))
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
@@ -34,9 +36,10 @@ def serve(
     if workers > 1:
         if config_path:
             os.environ["GATEWAY_CONFIG"] = config_path
+        prepare_multiprocess_dir()  # before any worker imports prometheus_client
         uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(config), **common)
+        uvicorn.run(create_app(config, config_path=config_path), **common)
     return 0
 
 
@@ -44,6 +47,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
     """Worker entry point: every worker loads the same config file."""
     from gateway.config import load_config
 
-    config = load_config(os.environ.get("GATEWAY_CONFIG"))
-    configure_logging(config.logging.level)
-    return create_app(config)
+    path = os.environ.get("GATEWAY_CONFIG")
+    config = load_config(path)
+    configure_logging(config.logging.level, config_secrets(config))
+    return create_app(config, config_path=path)

@@ -26,6 +26,7 @@ class Behaviour:
     cut_after: int | None = None  # close a stream after k chunks, without [DONE]
     raw_body: bytes | None = None  # send this instead of a valid reply
     text: str = "Hello from upstream"
+    fail_times: int | None = None  # only the first N requests fail/hang/cut; then all succeed
 
 
 @dataclass
@@ -55,13 +56,17 @@ class FakeUpstream:
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         b = self.behaviour
-        if b.hang_seconds:
+        if b.hang_seconds and self._failing():
             await asyncio.sleep(b.hang_seconds)
         return body
 
+    def _failing(self) -> bool:
+        fail_times = self.behaviour.fail_times
+        return fail_times is None or len(self.requests) <= fail_times
+
     def _failure(self) -> Response | None:
         b = self.behaviour
-        if b.status >= 400:
+        if b.status >= 400 and self._failing():
             headers = {"retry-after": b.retry_after} if b.retry_after else {}
             body = {"error": {"message": b.error_message, "type": "server_error"}}
             return JSONResponse(body, status_code=b.status, headers=headers)
@@ -97,9 +102,10 @@ class FakeUpstream:
 
     async def _stream(self, body: dict[str, Any]):  # type: ignore[no-untyped-def]
         b = self.behaviour
+        cut_after = b.cut_after if self._failing() else None
         try:
             for i in range(b.chunks):
-                if b.cut_after is not None and i >= b.cut_after:
+                if cut_after is not None and i >= cut_after:
                     return
                 if i and b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)

@@ -11,11 +11,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.config.cache import cache_references
+from gateway.config.references import routing_references
 from gateway.config.schema import GatewayConfig
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Keys whose values are secrets: they may only be written as ${ENV_VAR} references.
-SECRET_KEYS = frozenset({"api_key", "admin_key", "token", "password", "secret"})
+SECRET_KEYS = frozenset({"api_key", "admin_key", "token", "password", "secret", "dsn"})
 QUICKSTART = Path(__file__).resolve().parent.parent / "quickstart.yaml"
 
 
@@ -69,6 +71,8 @@ def check_references(config: GatewayConfig) -> Iterator[str]:
                     f"models.{alias}.deployments[{i}].provider: "
                     f"unknown provider '{deployment.provider}'"
                 )
+    yield from routing_references(config)
+    yield from cache_references(config.models, config.cache)
 
 
 def _literal_secrets(node: Any, path: str = "") -> Iterator[str]:

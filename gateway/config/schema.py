@@ -9,6 +9,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.config.access import AuthConfig, CapsSection, LimitsConfig, ModelPrice
+from gateway.config.cache import CacheConfig
+from gateway.config.experiments import ExperimentConfig
+from gateway.config.operations import ReloadConfig, TracingConfig
+from gateway.config.routing import BreakerConfig, FallbackReason, RetryConfig, RouteConfig, Strategy
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,6 +26,10 @@ class ServerConfig(Section):
     workers: int = Field(1, ge=1, description="Worker processes (gunicorn/uvicorn).")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit.")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="Drain time on SIGTERM.")
+    unready_seconds: float = Field(
+        0.0, ge=0, description="On SIGTERM, serve this long unready before closing the port."
+    )
+    reload: ReloadConfig = ReloadConfig()
 
 
 class StateConfig(Section):
@@ -29,6 +39,7 @@ class StateConfig(Section):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis URL (redis://, rediss://)."
     )
+    key_prefix: str = Field("gw:", description="Prefix of every Redis key this gateway writes.")
 
 
 class LoggingConfig(Section):
@@ -102,6 +113,14 @@ class DeploymentConfig(Section):
 class ModelConfig(Section):
     deployments: list[DeploymentConfig] = Field(min_length=1)
     description: str = ""
+    cache: bool = Field(True, description="false: never cache this model's replies.")
+    # Dispatch policy (gateway/dispatch): which deployment, how often to retry, where next.
+    strategy: Strategy = Field("weighted", description="How a deployment is picked.")
+    fallbacks: list[str] = Field(default_factory=list, description="Aliases tried in order next.")
+    fallback_on: list[FallbackReason] = Field(
+        default_factory=list, description="Also fall back on these non-retryable errors."
+    )
+    retry: RetryConfig = RetryConfig()
 
 
 class GatewayConfig(Section):
@@ -111,3 +130,13 @@ class GatewayConfig(Section):
     metrics: MetricsConfig = MetricsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    tracing: TracingConfig = TracingConfig()
+    cache: CacheConfig = CacheConfig()
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    breakers: BreakerConfig = BreakerConfig()
+    # Access control (gateway/config/access.py): keys, rate limits, token caps, prices.
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    caps: CapsSection = CapsSection()
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)

@@ -30,9 +30,10 @@ def request_id(request: Request) -> str:
 class CompletionEndpoint:
     """An ASGI app per OpenAI endpoint (raw ASGI: the reply decides how it is sent)."""
 
-    def __init__(self, runtime: Runtime, endpoint: Endpoint) -> None:
+    def __init__(self, runtime: Runtime, endpoint: Endpoint, *, dry_run: bool = False) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
+        self.dry_run = dry_run  # answer with the routing decision, call no provider
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
@@ -43,6 +44,7 @@ class CompletionEndpoint:
             body={},
             headers=dict(request.headers),
             client_ip=request.client.host if request.client else "",
+            dry_run=self.dry_run,
         )
         assert runtime.handle is not None and runtime.observe is not None
         try:
@@ -61,7 +63,7 @@ def models_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]
         created = int(runtime.started_at)
         data = [
             {"id": alias, "object": "model", "created": created, "owned_by": "gateway"}
-            for alias in runtime.config.models
+            for alias in [*runtime.config.models, *runtime.config.routes]
         ]
         return JSONResponse({"object": "list", "data": data})
 

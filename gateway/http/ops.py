@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import AuthenticationFailed
+from gateway.observability.multiprocess import exposition
 from gateway.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -37,6 +38,6 @@ def metrics_endpoint(runtime: Runtime) -> Handler:
             if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
                 err = AuthenticationFailed("A valid metrics token is required.")
                 return JSONResponse(err.to_body(), status_code=err.status)
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

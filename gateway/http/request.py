@@ -10,6 +10,7 @@ from starlette.requests import Request
 from gateway.errors import BodyTooLarge, InvalidRequest
 from gateway.types import Endpoint
 
+MAX_WRITE_DEPTH = 255  # orjson.dumps refuses deeper values
 REQUIRED_FIELD: dict[Endpoint, str] = {
     "chat": "messages",
     "completions": "prompt",
@@ -43,8 +44,22 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    _check_depth(raw, body)
     check_fields(body, endpoint)
     return body
+
+
+def _check_depth(raw: bytes, body: dict[str, Any]) -> None:
+    # orjson reads 1024 levels but writes only 255: a body that parses but could never be
+    # forwarded (or hashed for the cache) is refused here instead of failing later as a 500.
+    if raw.count(b"[") + raw.count(b"{") < MAX_WRITE_DEPTH:
+        return  # fewer brackets than levels: cannot be too deep, skip the encode
+    try:
+        orjson.dumps(body)
+    except TypeError:
+        raise InvalidRequest(
+            f"The request body is nested too deeply (at most {MAX_WRITE_DEPTH - 1} levels)."
+        ) from None
 
 
 def check_fields(body: dict[str, Any], endpoint: Endpoint) -> None:

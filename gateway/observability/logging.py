@@ -5,33 +5,56 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from gateway.observability.redaction import Redactor, config_secrets
+
+if TYPE_CHECKING:
+    from gateway.config.schema import GatewayConfig
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JSONFormatter(logging.Formatter):
+    """Every message, field and traceback passes through the redactor on its way out."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
+
     def format(self, record: logging.LogRecord) -> str:
+        redact = self.redactor
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact.text(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact.value(value, key)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact.text(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
+def update_log_settings(config: GatewayConfig) -> None:
+    """Apply a (re)loaded config: its level, and its secrets to every JSON formatter."""
+    root = logging.getLogger()
+    root.setLevel(config.logging.level.upper())
+    secrets = list(config_secrets(config))
+    for handler in root.handlers:
+        if isinstance(handler.formatter, JSONFormatter):
+            handler.formatter.redactor.set_secrets(secrets)
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter())
+    handler.setFormatter(JSONFormatter(Redactor(secrets)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

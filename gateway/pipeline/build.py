@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing
+from gateway.pipeline.access import auth_stages, caps_stages
+from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.pipeline.route import Route
@@ -23,28 +27,38 @@ class Services:
     metrics: Metrics
     providers: dict[str, Provider]
     state: StateBackend
+    limiter: Limiter | None = None  # rate limits: memory or Redis, per-process fallback
+    tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
     """The way of a request, outermost first."""
     return [
-        Observe(services.metrics, access_log=config.logging.access_log),
-        # auth: key -> Principal (401/403)
-        # ratelimit: request limits before, token limits settled after (429)
-        Route(config.models),
-        # caps: clamp or refuse max_tokens, input size, budget (400/429)
+        Observe(
+            services.metrics,
+            access_log=config.logging.access_log,
+            log_prompts=config.logging.log_prompts,
+        ),
+        # auth: key -> Principal (401/403); ratelimit: requests before, tokens settled after (429)
+        *auth_stages(config, services),
+        Route.build(config, services),  # experiment variant, route rules -> target alias
+        *caps_stages(config, services),  # clamp or refuse max_tokens, input size, budget
         # cache: exact, then semantic; store when the reply completes
-        Dispatch(config.models, services.providers, services.metrics),
+        *cache_stages(config, services.metrics, services.providers, services.state),
+        Dispatch.build(config, services),  # balance, retry, breakers, fallbacks
     ]
 
 
-def compose(stages: Sequence[Stage]) -> Next:
+def compose(stages: Sequence[Stage], tracing: Tracing | None = None) -> Next:
     async def end(ctx: RequestContext) -> Reply:
         raise GatewayError("The pipeline ended without an answer.")
 
     handler: Next = end
-    for stage in reversed(stages):
-        handler = _bind(stage, handler)
+    for i, stage in reversed(list(enumerate(stages))):
+        if tracing is None:
+            handler = _bind(stage, handler)
+        else:  # the outermost stage carries the request span; every other one its own
+            handler = (tracing.request if i == 0 else tracing.stage)(stage, handler)
     return handler
 
 

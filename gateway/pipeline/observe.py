@@ -9,6 +9,7 @@ from typing import Any
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.observability.metrics import Metrics, status_class
+from gateway.observability.prompts import completion_text, prompt_text
 from gateway.types import Next, Reply
 
 log = logging.getLogger("gateway.access")
@@ -41,9 +42,10 @@ class ModelSeries:
 
 
 class Observe:
-    def __init__(self, metrics: Metrics, *, access_log: bool) -> None:
+    def __init__(self, metrics: Metrics, *, access_log: bool, log_prompts: bool = False) -> None:
         self.metrics = metrics
         self.access_log = access_log
+        self.log_prompts = log_prompts  # prompt/completion text in the access log
         self._series: dict[tuple[str, str], ModelSeries] = {}
         self._overhead = {
             e: metrics.overhead.labels(e) for e in ("chat", "completions", "embeddings")
@@ -73,6 +75,8 @@ class Observe:
             self.metrics.in_flight.dec()
             self.record(ctx, done)
 
+        if self.log_prompts and reply.is_stream:
+            reply.collect_chunks = True  # the completion text is logged when it ends
         reply.on_complete(record)
         return reply
 
@@ -123,4 +127,7 @@ class Observe:
         if reply.error is not None:
             entry["error_type"] = reply.error.error_type
             entry["error"] = reply.error.message
+        if self.log_prompts:
+            entry["prompt"] = prompt_text(ctx.body)
+            entry["completion"] = completion_text(reply)
         log.info("request", extra=entry)

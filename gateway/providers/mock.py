@@ -40,6 +40,8 @@ class MockProvider:
             raise upstream_status_error(opts.fail_status, error)
         if endpoint == "embeddings":
             return self._embeddings(body)
+        if endpoint == "completions" and not isinstance(body.get("prompt"), str | list):
+            raise InvalidRequest("'prompt' must be a string or an array.", param="prompt")
         text = self._answer(endpoint, body)
         usage = self._usage(endpoint, body, text)
         model = str(body.get("model", ""))

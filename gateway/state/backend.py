@@ -26,6 +26,27 @@ class StateBackend(Protocol):
 
     async def hgetall(self, key: str) -> dict[str, float]: ...
 
+    # Access control (keys, budgets): byte-valued hashes and pipelined counter hashes.
+    async def hset(self, key: str, field: str, value: bytes) -> None: ...
+
+    async def hget(self, key: str, field: str) -> bytes | None: ...
+
+    async def hdel(self, key: str, field: str) -> None: ...
+
+    async def hvalues(self, key: str) -> dict[str, bytes]:
+        """Every field of a byte-valued hash."""
+        ...
+
+    async def hincr_many(
+        self, updates: dict[str, dict[str, float]], ttl: float | None = None
+    ) -> None:
+        """Add to fields of several counter hashes at once (one round trip); `ttl` on new ones."""
+        ...
+
+    async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
+        """Several counter hashes read at once (one round trip)."""
+        ...
+
     async def ping(self) -> bool:
         """True when the backend answers now."""
         ...
@@ -41,7 +62,7 @@ def build_state(config: StateConfig) -> StateBackend:
     if config.backend == "redis":
         from gateway.state.redis import RedisState
 
-        return RedisState(config.redis_url)
+        return RedisState(config.redis_url, prefix=config.key_prefix)
     from gateway.state.memory import MemoryState
 
     return MemoryState()

@@ -12,6 +12,8 @@ class MemoryState:
     def __init__(self) -> None:
         self._values: dict[str, tuple[bytes | float, float | None]] = {}
         self._hashes: dict[str, dict[str, float]] = defaultdict(dict)
+        self._hash_deadlines: dict[str, float] = {}
+        self._blobs: dict[str, dict[str, bytes]] = defaultdict(dict)
 
     def _live(self, key: str) -> bytes | float | None:
         item = self._values.get(key)
@@ -50,6 +52,38 @@ class MemoryState:
 
     async def hgetall(self, key: str) -> dict[str, float]:
         return dict(self._hashes.get(key, {}))
+
+    async def hset(self, key: str, field: str, value: bytes) -> None:
+        self._blobs[key][field] = value
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        return self._blobs.get(key, {}).get(field)
+
+    async def hdel(self, key: str, field: str) -> None:
+        self._blobs.get(key, {}).pop(field, None)
+
+    async def hvalues(self, key: str) -> dict[str, bytes]:
+        return dict(self._blobs.get(key, {}))
+
+    async def hincr_many(
+        self, updates: dict[str, dict[str, float]], ttl: float | None = None
+    ) -> None:
+        now = time.monotonic()
+        for key, amounts in updates.items():
+            if key in self._hash_deadlines and self._hash_deadlines[key] <= now:
+                self._hashes.pop(key, None)
+                self._hash_deadlines.pop(key, None)
+            if key not in self._hashes and ttl is not None:
+                self._hash_deadlines[key] = now + ttl
+            for field, amount in amounts.items():
+                await self.hincr(key, field, amount)
+
+    async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
+        now = time.monotonic()
+        return [
+            {} if self._hash_deadlines.get(k, now + 1) <= now else await self.hgetall(k)
+            for k in keys
+        ]
 
     async def ping(self) -> bool:
         return True

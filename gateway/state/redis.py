@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from gateway.state.redis_url import limits_uri, redis_client
 
 
 class RedisState:
@@ -12,7 +13,7 @@ class RedisState:
     def __init__(self, url: str, prefix: str = "gw:") -> None:
         self.url = url
         self.prefix = prefix
-        self.client = aioredis.Redis.from_url(
+        self.client = redis_client(  # plain, Sentinel or Cluster, by the URL's scheme
             url, socket_connect_timeout=1.0, socket_timeout=1.0, health_check_interval=10
         )
 
@@ -42,6 +43,38 @@ class RedisState:
         raw = await self.client.hgetall(self.prefix + key)
         return {k.decode(): float(v) for k, v in raw.items()}
 
+    async def hset(self, key: str, field: str, value: bytes) -> None:
+        await self.client.hset(self.prefix + key, field, value)
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        return await self.client.hget(self.prefix + key, field)
+
+    async def hdel(self, key: str, field: str) -> None:
+        await self.client.hdel(self.prefix + key, field)
+
+    async def hvalues(self, key: str) -> dict[str, bytes]:
+        raw = await self.client.hgetall(self.prefix + key)
+        return {k.decode(): v for k, v in raw.items()}
+
+    async def hincr_many(
+        self, updates: dict[str, dict[str, float]], ttl: float | None = None
+    ) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, amounts in updates.items():
+                full = self.prefix + key
+                for field, amount in amounts.items():
+                    pipe.hincrbyfloat(full, field, amount)
+                if ttl:
+                    pipe.pexpire(full, int(ttl * 1000), nx=True)
+            await pipe.execute()
+
+    async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self.prefix + key)
+            results = await pipe.execute()
+        return [{k.decode(): float(v) for k, v in raw.items()} for raw in results]
+
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
@@ -49,7 +82,7 @@ class RedisState:
             return False
 
     def limits_uri(self) -> str:
-        return "async+" + self.url
+        return limits_uri(self.url)
 
     async def aclose(self) -> None:
         await self.client.aclose()

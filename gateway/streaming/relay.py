@@ -6,6 +6,7 @@ runs the completion callbacks whether the stream finished, failed or the client 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.streaming.sse import DONE_EVENT, encode_data, encode_json
 from gateway.types import Reply, Usage
 
+log = logging.getLogger("gateway")
 CHARS_PER_TOKEN = 4  # estimate for streams cut before the provider reported usage
 
 
@@ -25,10 +27,10 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
     content_chars = 0
     try:
         async for payload in reply.stream:
-            chunk = orjson.loads(payload)
+            chunk = _decode(payload)
             usage = chunk.get("usage")
             if usage:
-                reply.usage = Usage.from_openai(usage)
+                reply.usage = _usage(usage) or reply.usage
                 if not show_usage:
                     if not chunk.get("choices"):
                         continue  # the usage-only chunk we asked for; the client did not
@@ -46,8 +48,9 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
         reply.error = err
         yield encode_json(err.to_body())
         yield DONE_EVENT
-    except orjson.JSONDecodeError:
-        reply.error = UpstreamError("The provider sent a malformed stream event.")
+    except Exception:  # a bug must still end the stream the documented way
+        log.exception("stream relay failed", extra={"request_id": ctx.request_id})
+        reply.error = GatewayError("The gateway failed while relaying the stream.")
         yield encode_json(reply.error.to_body())
         yield DONE_EVENT
     finally:
@@ -58,6 +61,24 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
                 estimated=True,
             )
         await reply.close()
+
+
+def _decode(payload: bytes) -> dict:
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        raise UpstreamError("The provider sent a malformed stream event.")
+    return chunk
+
+
+def _usage(usage: object) -> Usage | None:
+    """The provider's usage, or None when it is unreadable (then the relay estimates)."""
+    try:
+        return Usage.from_openai(usage)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def _content_chars(chunk: dict) -> int:

@@ -1,0 +1,183 @@
+"""Fuzz the HTTP API of a real gateway process with hypothesis-generated hostile requests.
+
+Starts `python -m gateway serve` (mock provider + an OpenAI-compatible local upstream),
+then sends --cases generated bodies (invalid JSON, wrong types, huge or negative numbers,
+deep nesting, long strings, invalid UTF-8, odd content types; tests/hardening/hostile.py)
+and --header-cases raw requests with hostile header lines (CR/LF, NUL, duplicates,
+lying lengths). The promise: never a 5xx, a hang or a crash; every error is OpenAI's
+error body; the gateway still answers a valid request at the end. Prints the counts by
+status and every failure; exits 1 on any failure.
+
+    .venv/bin/python benchmarks/fuzz_api.py [--cases 10000] [--header-cases 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from benchmarks.common import Processes, free_port, gateway_argv, wait_for_health  # noqa: E402
+from tests.hardening import rawserver as raw  # noqa: E402
+from tests.hardening.clients import raw_post  # noqa: E402
+from tests.hardening.harness import UPSTREAM_KEY, gateway_yaml  # noqa: E402
+from tests.hardening.hostile import HostileRequest, check_answer, hostile_requests  # noqa: E402
+
+VALID = b'{"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}'
+HEADER_ATOMS = [
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\x00",
+    b":",
+    b" ",
+    b"\t",
+    b"a",
+    b"x-request-id",
+    b"content-length",
+    b"transfer-encoding",
+    b"chunked",
+    b"authorization",
+    b"Bearer k",
+    b"host",
+    b"-1",
+    b"99999",
+    b"\xff",
+    b"\xc3\xa9",
+    b"content-type",
+    b"application/json",
+    b",",
+]
+header_lines = st.lists(
+    st.lists(st.sampled_from(HEADER_ATOMS), min_size=1, max_size=8).map(b"".join),
+    min_size=1,
+    max_size=4,
+)
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.statuses: collections.Counter[str] = collections.Counter()
+        self.failures: list[str] = []
+        self.slowest = 0.0
+
+    def record(self, label: str, seconds: float, problem: str | None) -> None:
+        self.statuses[label] += 1
+        self.slowest = max(self.slowest, seconds)
+        if problem is not None:
+            self.failures.append(problem)
+
+
+def fuzz_bodies(base: str, cases: int, tally: Tally) -> None:
+    client = httpx.Client(base_url=base, timeout=10)
+
+    @settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[settings.default.phases[2]],  # generate only: count, never shrink
+    )
+    @given(request=hostile_requests)
+    def run(request: HostileRequest) -> None:
+        started = time.perf_counter()
+        try:
+            response = client.post(request.path, content=request.body, headers=request.headers())
+        except httpx.HTTPError as exc:
+            tally.record("no answer", 0, f"{request!r}: {exc!r}")
+            return
+        content_type = response.headers.get("content-type", "")
+        problem = check_answer(response.status_code, content_type, response.content)
+        tally.record(
+            str(response.status_code),
+            time.perf_counter() - started,
+            None if problem is None else f"{request!r}: {problem}",
+        )
+
+    run()
+
+
+def fuzz_headers(port: int, cases: int, tally: Tally) -> None:
+    @settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[settings.default.phases[2]],
+    )
+    @given(lines=header_lines)
+    def run(lines: list[bytes]) -> None:
+        started = time.perf_counter()
+        request = raw_post("/v1/chat/completions", VALID, lines)
+        try:
+            status, body = exchange_status(port, request)
+        except OSError as exc:
+            tally.record("no answer", 0, f"{lines!r}: {exc!r}")
+            return
+        problem = f"{lines!r}: {status} {body[:200]!r}" if status >= 500 else None
+        tally.record(f"hdr {status}", time.perf_counter() - started, problem)
+
+    run()
+
+
+def exchange_status(port: int, request: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data:
+        return 0, b""  # closed without an answer: allowed for unparseable requests
+    return int(data.split(b" ", 2)[1]), data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000, help="generated bodies")
+    parser.add_argument("--header-cases", type=int, default=1_000, help="raw header cases")
+    args = parser.parse_args()
+    port = free_port()
+    tally = Tally()
+    with tempfile.TemporaryDirectory() as tmp, raw.raw_upstream(raw.always_ok()) as upstream:
+        config = Path(tmp) / "gateway.yaml"
+        config.write_text(gateway_yaml(upstream.url).replace("level: debug", "level: warning"))
+        with Processes(Path(tmp)) as procs:
+            env = {"UPSTREAM_KEY": UPSTREAM_KEY}
+            gateway = procs.start("gateway", gateway_argv(config, port), port, None, env)
+            wait_for_health(gateway)
+            started = time.perf_counter()
+            fuzz_bodies(f"http://127.0.0.1:{port}", args.cases, tally)
+            fuzz_headers(port, args.header_cases, tally)
+            elapsed = time.perf_counter() - started
+            alive = gateway.popen.poll() is None
+            final = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=VALID)
+            log = gateway.log.read_text(errors="replace")
+    total = sum(tally.statuses.values())
+    print(f"{total} cases in {elapsed:.1f} s (slowest answer {tally.slowest * 1000:.0f} ms)")
+    for label, count in sorted(tally.statuses.items()):
+        print(f"  {label:>10}  {count}")
+    tracebacks = log.count("Traceback")
+    print(
+        f"gateway alive: {alive}; valid request afterwards: {final.status_code}; "
+        f"tracebacks in its log: {tracebacks}"
+    )
+    for failure in tally.failures[:20]:
+        print("FAIL", failure[:500])
+    print(f"failures: {len(tally.failures)}")
+    ok = not tally.failures and alive and final.status_code == 200 and not tracebacks
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Gateway benchmarks in one run: direct-to-upstream vs through the gateway.
+
+Starts the mock upstream on CPU 1 and the gateway on CPU 0, then measures
+  nonstream  wrk POSTs at 1 and 64 connections: RPS, p50, p99, added latency
+  stream     100 and 500 concurrent SSE streams: TTFB and total p50/p99, completed
+  startup    spawn -> first chat completion, idle RSS (and RSS after the load)
+and prints tables with the gateway's figures next to the direct ones of the same run.
+Timings are reported, never asserted.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--only nonstream|stream|startup]
+                                       [--gateway real|mock|none] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CHAT_BODY,
+    CHAT_PATH,
+    CPU_GATEWAY,
+    CPU_LOAD,
+    Processes,
+    Service,
+    ServiceFailed,
+    cpu_busy,
+    format_table,
+    free_port,
+    gateway_argv,
+    gateway_config,
+    mock_argv,
+    percentile,
+    prepare_runner,
+    rss_bytes,
+    run_stream_client,
+    run_wrk,
+    time_to_first_answer,
+    wait_for_health,
+    write_config,
+    write_wrk_script,
+)
+
+SECTIONS = ("nonstream", "stream", "startup")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    wrk_s: float
+    warmup_s: float
+    stream_rounds: int
+    stream_warmup: bool
+    idle_s: float
+    chunks: int
+    chunk_delay_ms: float
+    connections: tuple[int, ...] = (1, 64)
+    streams: tuple[int, ...] = (100, 500)
+
+    @property
+    def stream_ms(self) -> float:
+        return max(self.chunks - 1, 0) * self.chunk_delay_ms
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    if args.quick:
+        return Plan(2, 1, 1, False, 0.5, args.chunks, args.chunk_delay_ms)
+    return Plan(10, 2, 4, True, 2.0, args.chunks, args.chunk_delay_ms)
+
+
+# -- formatting --------------------------------------------------------------------------
+
+
+def ms(x: float) -> str:
+    if math.isnan(x):
+        return "-"
+    return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}" if abs(x) < 100 else f"{x:.1f}"
+
+
+def added(gw: float, direct: float) -> str:
+    return "-" if math.isnan(gw - direct) else ("+" if gw >= direct else "") + ms(gw - direct)
+
+
+def ratio(gw: float, direct: float) -> str:
+    return f"x{gw / direct:.2f}" if direct else "-"
+
+
+# -- benchmarks --------------------------------------------------------------------------
+
+
+def bench_nonstream(plan: Plan, targets: dict[str, int], tmp: Path) -> dict[str, Any]:
+    script = write_wrk_script(tmp / "chat.lua", CHAT_BODY)
+    results: dict[str, Any] = {}
+    rows: list[list[object]] = []
+    for conns in plan.connections:
+        for name, port in targets.items():
+            url = f"http://127.0.0.1:{port}{CHAT_PATH}"
+            run_wrk(url, conns, plan.warmup_s, script)  # fill pools, warm caches
+            r = run_wrk(url, conns, plan.wrk_s, script)
+            results[f"{name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
+            rows.append([conns, name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors])
+        if "gateway" in targets:
+            d, g = results[f"direct@{conns}"], results[f"gateway@{conns}"]
+            rows.append(
+                [
+                    conns,
+                    "added",
+                    ratio(g["rps"], d["rps"]),
+                    added(g["p50_ms"], d["p50_ms"]),
+                    added(g["p99_ms"], d["p99_ms"]),
+                    "",
+                ]
+            )
+    print(f"\n== Non-streaming POST {CHAT_PATH}  (wrk, {plan.wrk_s:g} s per row, CPU {CPU_LOAD})")
+    print(format_table(["conns", "target", "RPS", "p50 ms", "p99 ms", "errors"], rows))
+    return results
+
+
+def stream_figures(report: dict[str, Any]) -> dict[str, float]:
+    ttfb = [x * 1000 for x in report["ttfb"]]
+    total = [x * 1000 for x in report["total"]]
+    return {
+        "completed": report["completed"],
+        "started": report["started"],
+        "ttfb_p50_ms": percentile(ttfb, 50),
+        "ttfb_p99_ms": percentile(ttfb, 99),
+        "total_p50_ms": percentile(total, 50),
+        "total_p99_ms": percentile(total, 99),
+        "client_cpu": report["cpu_util"],
+        "events_per_stream": report["events_per_stream"],
+    }
+
+
+def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    rows: list[list[object]] = []
+    keys = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms")
+    for n in plan.streams:
+        for name, port in targets.items():
+            if plan.stream_warmup:  # open the gateway's upstream connections first
+                run_stream_client(port, n, 1, ramp_ms=plan.stream_ms)
+            report = run_stream_client(port, n, plan.stream_rounds, ramp_ms=plan.stream_ms)
+            f = results[f"{name}@{n}"] = stream_figures(report)
+            f["errors"] = report["errors"]
+            done = f"{f['completed']}/{f['started']}"
+            rows.append([n, name, done, *(ms(f[k]) for k in keys), f"{f['client_cpu']:.0%}"])
+        if "gateway" in targets:
+            d, g = results[f"direct@{n}"], results[f"gateway@{n}"]
+            rows.append([n, "added", "", *(added(g[k], d[k]) for k in keys), ""])
+    print(
+        f"\n== Streaming  ({plan.chunks} chunks {plan.chunk_delay_ms:g} ms apart, "
+        f"{plan.stream_rounds} stream(s) per connection, first requests spread over "
+        f"{plan.stream_ms:g} ms, client on CPU {CPU_LOAD})"
+    )
+    headers = ["streams", "target", "done", "TTFB p50", "TTFB p99", "total p50", "total p99"]
+    print(format_table([*headers, "client CPU"], rows))
+    print("   (times in ms; done = complete streams ending in [DONE] / started)")
+    for key, f in results.items():
+        if f["errors"]:
+            print(f"   {key} errors: {f['errors']}")
+    return results
+
+
+def measure_startup(gw: Service, plan: Plan) -> dict[str, float]:
+    first = time_to_first_answer(gw)
+    wait_for_health(gw)
+    time.sleep(plan.idle_s)
+    return {"first_answer_s": first, "idle_rss_mib": rss_bytes(gw.pid) / MIB}
+
+
+def print_startup(startup: dict[str, float], kind: str) -> None:
+    rows = [
+        ["spawn -> first chat completion", f"{startup['first_answer_s']:.2f} s"],
+        ["RSS when idle after start-up", f"{startup['idle_rss_mib']:.1f} MiB"],
+    ]
+    if "loaded_rss_mib" in startup:
+        rows.append(["RSS after the load above", f"{startup['loaded_rss_mib']:.1f} MiB"])
+    print(f"\n== Gateway start-up and memory  ({kind}, CPU {CPU_GATEWAY})")
+    print(format_table(["figure", "value"], rows))
+
+
+# -- orchestration -----------------------------------------------------------------------
+
+
+def start_gateway(procs: Processes, kind: str, upstream: int, plan: Plan, tmp: Path) -> Service:
+    port = free_port()
+    if kind == "mock":  # stands in for the gateway while it is being written
+        argv = mock_argv(port, plan.chunks, plan.chunk_delay_ms)
+    else:
+        config = write_config(gateway_config(upstream, port), tmp / "gateway.yaml")
+        argv = gateway_argv(config, port)
+    return procs.start("gateway", argv, port, CPU_GATEWAY)
+
+
+def warn_if_busy() -> None:
+    """Other work on the benchmark CPUs skews every figure: say so up front."""
+    for cpu, share in sorted(cpu_busy().items()):
+        if cpu in (CPU_GATEWAY, CPU_LOAD) and share > 0.10:
+            print(f"warning: CPU {cpu} is {share:.0%} busy before the run; figures will be noisy")
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    plan = make_plan(args)
+    warn_if_busy()
+    sections = [args.only] if args.only else list(SECTIONS)
+    results: dict[str, Any] = {"plan": asdict(plan), "gateway": args.gateway}
+    with Processes(tmp) as procs:
+        port = free_port()
+        up = procs.start(
+            "upstream", mock_argv(port, plan.chunks, plan.chunk_delay_ms), port, CPU_LOAD
+        )
+        wait_for_health(up)
+        targets = {"direct": up.port}
+        gw = None
+        if args.gateway != "none":
+            gw = start_gateway(procs, args.gateway, up.port, plan, tmp)
+            results["startup"] = measure_startup(gw, plan)
+            targets["gateway"] = gw.port
+        if "nonstream" in sections:
+            results["nonstream"] = bench_nonstream(plan, targets, tmp)
+        if "stream" in sections:
+            results["stream"] = bench_stream(plan, targets)
+        if gw is None and "startup" in sections:
+            print("\n== Gateway start-up and memory: skipped (--gateway none)")
+        elif gw is not None and "startup" in sections:
+            if len(sections) > 1:
+                results["startup"]["loaded_rss_mib"] = rss_bytes(gw.pid) / MIB
+            print_startup(results["startup"], args.gateway)
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short runs: a smoke test")
+    ap.add_argument("--only", choices=SECTIONS, help="run one section")
+    ap.add_argument(
+        "--gateway",
+        choices=("real", "mock", "none"),
+        default="real",
+        help="real: python -m gateway; mock: a 2nd mock upstream in its place; none: direct only",
+    )
+    ap.add_argument("--chunks", type=int, default=50, help="SSE chunks per stream")
+    ap.add_argument("--chunk-delay-ms", type=float, default=10.0)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    prepare_runner()
+    if (os.cpu_count() or 1) > CPU_LOAD:
+        os.sched_setaffinity(0, {CPU_LOAD})  # keep the orchestrator off the gateway's core
+    try:
+        with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+            results = run(args, Path(tmp))
+    except ServiceFailed as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        if args.gateway == "real":
+            print(
+                "hint: --gateway mock or --gateway none runs without the gateway", file=sys.stderr
+            )
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; all benchmark processes stopped", file=sys.stderr)
+        return 130
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

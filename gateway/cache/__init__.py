@@ -1,0 +1,1 @@
+"""Caching: exact and semantic response caches."""

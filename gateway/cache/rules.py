@@ -1,0 +1,71 @@
+"""Which requests may use the semantic cache, and which replies may be stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.config.cache import SemanticCacheConfig
+from gateway.context import RequestContext
+
+STORABLE_FINISH = frozenset({"stop", "length", "tool_calls", "function_call"})
+DEFAULT_TEMPERATURE = 1.0  # OpenAI's default when the request does not say
+
+
+def text_of(content: Any) -> str | None:
+    """The text of a message's content: a string, or a list of text parts only."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    texts = []
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") != "text":
+            return None  # images, audio, files: not text only
+        if not isinstance(part.get("text"), str):
+            return None
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def newest_user_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or []
+    return text_of(messages[-1].get("content")) or ""
+
+
+def qualifies_for_semantic(ctx: RequestContext, config: SemanticCacheConfig) -> bool:
+    body = ctx.body
+    if ctx.endpoint != "chat":
+        return False
+    temperature = body.get("temperature", DEFAULT_TEMPERATURE)
+    if temperature is None:
+        temperature = DEFAULT_TEMPERATURE
+    if not isinstance(temperature, int | float) or temperature > config.max_temperature:
+        return False
+    if body.get("n") not in (None, 1):
+        return False
+    if not config.allow_tools and (body.get("tools") or body.get("functions")):
+        return False
+    messages = body.get("messages") or []
+    if not messages or len(messages) > config.max_messages:
+        return False
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return False
+    if not all(isinstance(m, dict) and text_of(m.get("content")) is not None for m in messages):
+        return False
+    return bool((text_of(last.get("content")) or "").strip())
+
+
+def storable_body(body: dict[str, Any] | None, *, allow_n: bool) -> dict[str, Any] | None:
+    """`body` when it is a complete, successful answer worth caching; else None."""
+    if not isinstance(body, dict) or "error" in body:
+        return None
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return None
+    if len(choices) > 1 and not allow_n:
+        return None
+    for choice in choices:
+        if not isinstance(choice, dict) or choice.get("finish_reason") not in STORABLE_FINISH:
+            return None
+    return body

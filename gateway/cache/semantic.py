@@ -1,0 +1,103 @@
+"""The semantic cache: embed the newest user turn, search its scope, let the matcher judge.
+
+A `VectorStore` keeps (scope, vector, question text, reply bytes) and returns the nearest
+entries of one scope only; it never compares across scopes. The matcher
+(`gateway.cache.matcher.decide`) then serves a candidate only above the threshold and
+when the guards pass (numbers, quotes, code, URLs, negations, named entities agree).
+Candidates are tried nearest first; the first the matcher accepts is served.
+
+Everything here loads lazily: numpy and the embedding model only when semantic caching
+is enabled in config.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gateway.cache.embedders import Embedder
+    from gateway.cache.matcher import MatchPolicy
+
+log = logging.getLogger("gateway.cache")
+CANDIDATES = 4  # nearest entries handed to the matcher; guards may refuse the first
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    text: str
+    value: bytes
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticHit:
+    value: bytes
+    similarity: float
+
+
+class VectorStore(Protocol):
+    kind: str
+
+    async def search(self, scope: str, vector: np.ndarray, limit: int) -> list[Candidate]:
+        """The nearest live entries of `scope`, most similar first."""
+        ...
+
+    async def add(
+        self, scope: str, vector: np.ndarray, text: str, value: bytes, ttl: float
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SemanticCache:
+    def __init__(self, embedder: Embedder, store: VectorStore, policy: MatchPolicy) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.policy = policy
+
+    @property
+    def threshold(self) -> float:
+        return float(self.policy.threshold)
+
+    async def embed(self, text: str) -> np.ndarray | None:
+        """The text's vector, or None when the embedder fails (then the cache steps aside)."""
+        try:
+            return (await self.embedder.embed([text]))[0]
+        except Exception as exc:
+            log.warning("semantic cache embedding failed: %s", type(exc).__name__)
+            return None
+
+    async def lookup(
+        self, scope: str, text: str, vector: np.ndarray
+    ) -> tuple[SemanticHit | None, float | None]:
+        """The hit to serve (or None) and the best similarity seen (for metrics)."""
+        from gateway.cache.matcher import decide
+
+        try:
+            candidates = await self.store.search(scope, vector, CANDIDATES)
+        except Exception as exc:  # a cache must never fail the request
+            log.warning("semantic cache search failed: %s", type(exc).__name__)
+            return None, None
+        best = candidates[0].similarity if candidates else None
+        for candidate in candidates:
+            if candidate.similarity < self.threshold:
+                break
+            decision = decide(candidate.similarity, candidate.text, text, self.policy)
+            if decision.serve:
+                return SemanticHit(candidate.value, candidate.similarity), best
+        return None, best
+
+    async def add(
+        self, scope: str, text: str, vector: np.ndarray, value: bytes, ttl: float
+    ) -> None:
+        try:
+            await self.store.add(scope, vector, text, value, ttl)
+        except Exception as exc:
+            log.warning("semantic cache store failed: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()

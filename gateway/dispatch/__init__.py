@@ -1,0 +1,1 @@
+"""Dispatch policy: load balancing, retries with backoff, circuit breakers, fallbacks."""

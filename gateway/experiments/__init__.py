@@ -1,0 +1,1 @@
+"""A/B experiments: sticky assignment, per-variant counters, feedback and reports."""

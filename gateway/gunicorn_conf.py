@@ -1,0 +1,27 @@
+"""gunicorn settings for the container: `gunicorn -c python:gateway.gunicorn_conf`.
+
+Uvicorn workers, their number from WEB_CONCURRENCY, the port from PORT, the drain time
+from GATEWAY_GRACE_SECONDS. The metrics directory is prepared here, in the master, before
+it forks: workers inherit it and write their metrics there (see observability/multiprocess).
+"""
+
+from __future__ import annotations
+
+import os
+
+from gateway.observability.multiprocess import prepare_multiprocess_dir, worker_exited
+
+prepare_multiprocess_dir()
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "uvicorn.workers.UvicornWorker"
+graceful_timeout = int(float(os.environ.get("GATEWAY_GRACE_SECONDS", "30")))
+timeout = 0  # streams may be silent for long; liveness is the probe's job, not the arbiter's
+keepalive = 75  # longer than typical load balancer idle timeouts
+accesslog = None  # the gateway writes its own JSON access log
+wsgi_app = "gateway.serve:app_from_env()"
+
+
+def child_exit(server: object, worker: object) -> None:
+    worker_exited(worker.pid)  # type: ignore[attr-defined]

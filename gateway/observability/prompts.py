@@ -1,0 +1,52 @@
+"""Prompt and completion text for the access log, only when logging.log_prompts is on
+(the JSON formatter still redacts secrets in them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.types import Reply
+
+MAX_CHARS = 4000  # one log line stays readable; the rest is cut with a marker
+
+
+def prompt_text(body: dict[str, Any]) -> str | None:
+    if isinstance(body.get("messages"), list):
+        parts = [_content(m.get("content")) for m in body["messages"] if isinstance(m, dict)]
+        return _cut("\n".join(p for p in parts if p))
+    for field in ("prompt", "input"):
+        if isinstance(body.get(field), str | list):
+            return _cut(_content(body[field]))
+    return None
+
+
+def completion_text(reply: Reply) -> str | None:
+    choices: list[Any] = []
+    if reply.body is not None:
+        choices = reply.body.get("choices") or []
+        texts = [_choice_text(c.get("message") or c) for c in choices if isinstance(c, dict)]
+    else:
+        texts = [
+            _choice_text(c.get("delta") or c)
+            for chunk in reply.chunks
+            for c in chunk.get("choices") or []
+            if isinstance(c, dict)
+        ]
+    joined = "".join(t for t in texts if t)
+    return _cut(joined) if joined else None
+
+
+def _choice_text(part: dict[str, Any]) -> str:
+    return _content(part.get("content") if "content" in part else part.get("text"))
+
+
+def _content(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # content parts, or a list of prompts
+        return " ".join(_content(v.get("text") if isinstance(v, dict) else v) for v in value)
+    return ""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + "…[cut]"

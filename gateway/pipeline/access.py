@@ -1,0 +1,91 @@
+"""Build the access-control stages (auth, ratelimit, caps) from config; none when unused.
+
+The quickstart (no keys, no limits, no caps) gets no stage at all: its path is the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from gateway.auth.keys import KeyStore
+from gateway.budgets import SpendStore
+from gateway.config.schema import GatewayConfig
+from gateway.limiter import Limiter
+from gateway.observability.metrics import Metrics
+from gateway.pipeline.auth import Auth
+from gateway.pipeline.caps import Caps
+from gateway.pipeline.ratelimit import RateLimit
+from gateway.pricing import Price, PriceBook
+from gateway.state import StateBackend
+from gateway.tokens import encoder
+from gateway.types import Stage
+
+if TYPE_CHECKING:
+    from gateway.pipeline.build import Services
+
+
+def build_limiter(config: GatewayConfig, metrics: Metrics) -> Limiter:
+    """The limiter's storage follows the state backend: memory:// or Redis."""
+    state = config.state
+    uri = "async+" + state.redis_url if state.backend == "redis" else "memory://"
+    return Limiter(uri, state.key_prefix, metrics)
+
+
+def uses_limits(config: GatewayConfig) -> bool:
+    limits = config.limits
+    scoped = [limits.default_key, limits.user, limits.global_, *limits.models.values()]
+    return config.auth.enabled or any(not s.empty for s in scoped)
+
+
+def uses_tokens(config: GatewayConfig) -> bool:
+    """Whether requests will be tokenized (warm the tokenizer at start-up then)."""
+    limits = config.limits
+    scoped = [limits.default_key, limits.user, limits.global_, *limits.models.values()]
+    key_tokens = any(k.limits and k.limits.tokens for k in config.auth.keys)
+    key_input = any(k.caps.max_input_tokens for k in config.auth.keys)
+    model_input = any(c.max_input_tokens for c in config.caps.models.values())
+    return any(s.tokens for s in scoped) or key_tokens or key_input or model_input
+
+
+def price_book(config: GatewayConfig) -> PriceBook:
+    overrides = {
+        name: Price(p.input_per_mtok / 1e6, p.output_per_mtok / 1e6)
+        for name, p in config.pricing.items()
+    }
+    return PriceBook(overrides)
+
+
+def auth_stages(config: GatewayConfig, services: Services) -> list[Stage]:
+    """auth, then ratelimit (both before route)."""
+    # Services built without a limiter (tests, tools) must not switch authentication off.
+    limiter = services.limiter or build_limiter(config, services.metrics)
+    stages: list[Stage] = []
+    limits = config.limits
+    if config.auth.enabled or not limits.ip.empty or limits.trusted_proxies:
+        keys = KeyStore(config.auth, services.state)
+        stages.append(Auth(config.auth, limits, keys, limiter, services.metrics))
+    if uses_limits(config):
+        stages.append(RateLimit(limits, config.caps, limiter))
+    return stages
+
+
+def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
+    """caps (after route): token ceilings, input limit, budgets and spend."""
+    if not (config.auth.enabled or config.caps.models):
+        return []
+    teams = {name: team.budget for name, team in config.auth.teams.items()}
+    spend = SpendStore(services.state, teams)
+    return [Caps(config.caps, config.models, spend, price_book(config), services.metrics)]
+
+
+async def access_limiter(
+    config: GatewayConfig, metrics: Metrics, state: StateBackend, previous: Services | None
+) -> Limiter:
+    """The limiter for a (re)loaded config: the previous one while the state is the same;
+    the tokenizer is loaded now (in a thread) when requests will be counted."""
+    if uses_tokens(config):
+        await asyncio.to_thread(encoder)
+    if previous is not None and previous.limiter is not None and previous.state is state:
+        return previous.limiter
+    return build_limiter(config, metrics)

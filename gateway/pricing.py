@@ -1,0 +1,98 @@
+"""Per-model prices in USD: litellm's bundled price map read offline, YAML overrides first.
+
+The JSON file is read directly from the installed litellm package (without importing
+litellm) the first time a price is needed, so start-up pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("gateway")
+
+PRICE_FILE = "model_prices_and_context_window_backup.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_token: float
+    output_per_token: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
+
+
+FREE = Price(0.0, 0.0)
+
+
+class PriceBook:
+    """Looks a model up by alias override, then upstream name (with and without prefix)."""
+
+    def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+        self._table: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def price(self, alias: str, upstream_model: str = "") -> Price:
+        for name in (alias, upstream_model):
+            if name in self.overrides:
+                return self.overrides[name]
+        table = self.table()
+        for name in _candidates(upstream_model) + _candidates(alias):
+            entry = table.get(name)
+            if isinstance(entry, dict) and "input_cost_per_token" in entry:
+                return Price(
+                    float(entry.get("input_cost_per_token") or 0.0),
+                    float(entry.get("output_cost_per_token") or 0.0),
+                )
+        return FREE
+
+    def cost(self, alias: str, upstream_model: str, prompt: int, completion: int) -> float:
+        return self.price(alias, upstream_model).cost(prompt, completion)
+
+    def table(self) -> dict[str, Any]:
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = load_price_map()
+        return self._table
+
+
+def load_price_map() -> dict[str, Any]:
+    path = bundled_price_file()
+    if path is None:
+        log.warning("litellm's price map is not installed; unpriced models cost 0")
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        log.warning("could not read the price map %s", path, exc_info=True)
+        return {}
+
+
+def bundled_price_file() -> Path | None:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / PRICE_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _candidates(model: str) -> list[str]:
+    """`openai/gpt-4o` is listed as `gpt-4o`; try the name as given and without its prefix."""
+    if not model:
+        return []
+    names = [model]
+    if "/" in model:
+        names.append(model.split("/", 1)[1])
+    return names

@@ -1,0 +1,82 @@
+"""Redis URLs the gateway accepts, and the client each one needs.
+
+    redis://[:password@]host:6379/0      rediss://… (TLS)     unix:///path.sock?db=0
+    redis+sentinel://[:password@]sentinel1:26379,sentinel2:26379/<service>[/<db>]
+    redis+cluster://[:password@]node1:6379,node2:6379
+(`rediss+sentinel://`, `rediss+cluster://` for TLS). The password is the data nodes' one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import redis.asyncio as aioredis
+
+SENTINEL_PORT = 26379
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class NodesURL:
+    """A URL naming several nodes, which urllib cannot parse (commas in the netloc)."""
+
+    tls: bool
+    password: str | None
+    nodes: list[tuple[str, int]]
+    path: list[str]
+
+
+def parse_nodes_url(url: str, default_port: int) -> NodesURL:
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    password = None
+    if "@" in netloc:
+        auth, _, netloc = netloc.rpartition("@")
+        password = unquote(auth.partition(":")[2]) or None
+    nodes = []
+    for node in filter(None, netloc.split(",")):
+        host, _, port = node.rpartition(":") if ":" in node else (node, "", "")
+        nodes.append((host, int(port) if port else default_port))
+    if not nodes:
+        raise ValueError(f"{scheme} URL names no node")
+    return NodesURL(scheme.startswith("rediss"), password, nodes, [p for p in path.split("/") if p])
+
+
+def redis_client(url: str, **options: Any) -> Any:
+    """A redis.asyncio client (plain, Sentinel-managed master, or Cluster) for `url`."""
+    if "+sentinel://" in url:
+        return _sentinel_master(url, options)
+    if "+cluster://" in url:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        parsed = parse_nodes_url(url, REDIS_PORT)
+        options.pop("health_check_interval", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in parsed.nodes],
+            password=parsed.password,
+            ssl=parsed.tls,
+            **options,
+        )
+    return aioredis.Redis.from_url(url, **options)
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> Any:
+    from redis.asyncio.sentinel import Sentinel
+
+    parsed = parse_nodes_url(url, SENTINEL_PORT)
+    if not parsed.path:
+        raise ValueError("redis+sentinel URL needs the service name: …/<service>[/<db>]")
+    service = parsed.path[0]
+    db = int(parsed.path[1]) if len(parsed.path) > 1 else 0
+    timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
+    sentinel = Sentinel(parsed.nodes, sentinel_kwargs=timeouts, ssl=parsed.tls, **timeouts)
+    return sentinel.master_for(service, password=parsed.password, db=db, **options)
+
+
+def limits_uri(url: str) -> str:
+    """The same server for the `limits` library (async+redis://, async+redis+sentinel:// …)."""
+    if url.startswith("unix://"):
+        return "async+redis+unix://" + url.removeprefix("unix://")
+    return "async+" + url

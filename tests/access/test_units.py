@@ -1,0 +1,71 @@
+"""Token counting, key hashing and the state-backend operations keys and budgets use."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.auth.keys import KEY_PREFIX, hash_key, new_key
+from gateway.budgets import spend_key
+from gateway.config.schema import StateConfig
+from gateway.state import build_state
+from gateway.tokens import CharEstimate, count_prompt_tokens, count_text, encoder
+
+
+@pytest.mark.parametrize(
+    ("body", "endpoint", "expected"),
+    [
+        ({"messages": [{"role": "user", "content": "hello world"}]}, "chat", 3 + 3 + 1 + 2),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "hello world"}]}]},
+            "chat",
+            3 + 3 + 1 + 2,
+        ),
+        ({"prompt": "hello world"}, "completions", 2),
+        ({"input": ["hello", "world"]}, "embeddings", 2),
+        ({"messages": []}, "chat", 3),
+    ],
+    ids=["chat-string", "chat-parts", "completions", "embeddings-list", "no-messages"],
+)
+def test_prompt_token_counts(body: dict, endpoint: str, expected: int) -> None:
+    assert count_prompt_tokens(body, endpoint) == expected
+
+
+def test_bundled_tokenizer_is_used_not_the_estimate() -> None:
+    assert not isinstance(encoder(), CharEstimate)
+    assert count_text("tokenization") < len("tokenization") / 2
+
+
+def test_char_estimate_rounds_up() -> None:
+    assert len(CharEstimate().encode_ordinary("abcde")) == 2
+
+
+def test_keys_are_random_and_hashed() -> None:
+    one, two = new_key(), new_key()
+    assert one != two and one.startswith(KEY_PREFIX) and len(one) > 40
+    assert hash_key(one).startswith("sha256:") and len(hash_key(one)) == 7 + 64
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest, redis_url: str, prefix: str):  # type: ignore[no-untyped-def]
+    backend = build_state(
+        StateConfig(backend=request.param, redis_url=redis_url, key_prefix=prefix)
+    )
+    yield backend
+    await backend.aclose()
+
+
+async def test_state_hashes_for_keys_and_budgets(state) -> None:  # type: ignore[no-untyped-def]
+    await state.hset("h", "a", b"one")
+    assert await state.hget("h", "a") == b"one"
+    assert await state.hvalues("h") == {"a": b"one"}
+    await state.hdel("h", "a")
+    assert await state.hget("h", "a") is None
+
+    day, month = spend_key("key", "k", "day", "d"), spend_key("key", "k", "month", "m")
+    await state.hincr_many({day: {"tokens": 5, "usd": 0.5}, month: {"tokens": 5}}, ttl=60)
+    await state.hincr_many({day: {"tokens": 2}}, ttl=60)
+    assert await state.hgetall_many([day, month, "missing"]) == [
+        {"tokens": 7.0, "usd": 0.5},
+        {"tokens": 5.0},
+        {},
+    ]
