@@ -9,8 +9,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+# Reinstall only when the package's requirements change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	touch $@
+
+install: $(VENV)/.installed
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'

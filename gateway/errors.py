@@ -20,6 +20,7 @@ Messages are written for clients: they never carry secrets, tracebacks or upstre
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, ClassVar
 
 
@@ -130,6 +131,8 @@ class UpstreamError(GatewayError):
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
+        if retry_after is not None and upstream_status in (429, 503):
+            self.headers.setdefault("retry-after", str(math.ceil(retry_after)))
 
     @property
     def http_status(self) -> int:

@@ -83,7 +83,9 @@ class Reply:
                         await aclose()
                     except Exception:  # a failing close must not skip the callbacks
                         log.exception("closing upstream stream failed")
-            for callback in reversed(self._callbacks):
+            # Registration order: inner stages registered first and finish first, so the
+            # outermost (observe: access log, request span) sees everything settled.
+            for callback in self._callbacks:
                 try:
                     await callback(self)
                 except Exception:

@@ -111,11 +111,6 @@ def test_429_storm_passes_each_429_with_its_message_and_leaks_nothing() -> None:
         still_serves(gw.url)
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once fixed; then drop the mark
-    reason="upstream_status_error (gateway/providers/errors.py) keeps Retry-After in "
-    "UpstreamError.retry_after but never sets it as a header of the error reply",
-)
 def test_a_429_tells_the_client_when_to_retry() -> None:
     scenario = raw.json_reply(
         orjson.dumps({"error": {"message": "slow down"}}), 429, retry_after="7"
