@@ -20,6 +20,9 @@ graceful_timeout = int(float(os.environ.get("GATEWAY_GRACE_SECONDS", "30")))
 timeout = 0  # streams may be silent for long; liveness is the probe's job, not the arbiter's
 keepalive = 75  # longer than typical load balancer idle timeouts
 accesslog = None  # the gateway writes its own JSON access log
+# uvicorn workers would otherwise rewrite the client address from X-Forwarded-For sent by
+# 127.0.0.1; only the gateway's own trusted-proxy setting decides that.
+forwarded_allow_ips = ""
 wsgi_app = "gateway.serve:app_from_env()"
 
 

@@ -32,6 +32,9 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": config.server.shutdown_grace_seconds,
         "server_header": False,
+        # The client address is the socket's; X-Forwarded-For is honoured only from the
+        # gateway's own configured trusted proxies (auth), never rewritten by uvicorn.
+        "proxy_headers": False,
     }
     if workers > 1:
         if config_path:
