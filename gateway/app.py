@@ -15,7 +15,8 @@ from starlette.routing import Route
 from gateway.config.schema import GatewayConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
-from gateway.http.openai import CompletionEndpoint, models_endpoint
+from gateway.http.models import models_endpoint
+from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
 from gateway.observability.metrics import Metrics
 from gateway.reload import Reloader, reload_endpoint
@@ -52,7 +53,7 @@ def create_app(
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),
         Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),
         *experiments.routes(runtime),  # route dry-run, feedback, experiment reports
-        *admin.admin_routes(runtime),  # /admin/keys (only when auth.admin_key is set)
+        *admin.admin_routes(runtime),  # /admin/keys (403 while no auth.admin_key is set)
     ]
     if config.metrics.enabled:
         routes.append(Route("/metrics", metrics_endpoint(runtime), methods=["GET"]))
@@ -61,6 +62,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
+    # Starlette would answer '/path/' with a redirect built from the client's Host header.
+    app.router.redirect_slashes = False
     app.state.runtime = runtime
     return app
 
@@ -69,11 +72,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     err = InvalidRequest(exc.detail or "Invalid request.")
     if exc.status_code == 404:
-        err = InvalidRequest(f"Unknown path {request.url.path}.", code="not_found")
+        # A fixed message: the path is attacker-controlled text, never reflected.
+        err = InvalidRequest("Unknown path.", code="not_found")
     elif exc.status_code == 405:
-        err = InvalidRequest(
-            f"Method {request.method} is not allowed here.", code="method_not_allowed"
-        )
+        err = InvalidRequest("This method is not allowed here.", code="method_not_allowed")
     return JSONResponse(err.to_body(), status_code=exc.status_code, headers=exc.headers)
 
 

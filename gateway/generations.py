@@ -116,4 +116,6 @@ def leftovers(old: Services, new: Services) -> list[Callable[[], Awaitable[None]
         closers.append(old.state.aclose)
     if old.limiter is not None and old.limiter is not new.limiter:
         closers.append(old.limiter.aclose)
+    if old.cache is not None:
+        closers += old.cache.closers_replaced_by(new.cache)
     return closers

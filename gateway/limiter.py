@@ -7,31 +7,36 @@ call in Redis) and smooths the boundary burst a fixed window allows.
 
 Every rule of a request is decided in ONE Redis round trip: the library's own Lua scripts
 (acquire, and a read of the key's windows for the response headers) are queued in one
-pipeline. A refusal by one rule releases what the others took. If Redis fails, decisions
-fall back to a per-process memory limiter (or refuse, when configured closed) until a
-background probe sees Redis answer again.
+pipeline, on the same kinds of Redis URL as the state backend (Sentinel and Cluster too).
+A refusal by one rule releases what the others took. If Redis fails, decisions fall back
+to a per-process memory limiter (or refuse, when configured closed) until a background
+probe sees Redis answer again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
+from limits.aio.storage.redis.bridge import RedisBridge
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from gateway.errors import GatewayError
+from gateway.limiter_script import ACQUIRE_ALL as ACQUIRE_ALL_TEXT
 from gateway.observability.metrics import Metrics
+from gateway.state.redis_url import redis_client
 
 log = logging.getLogger("gateway")
 
@@ -86,7 +91,56 @@ class Decision:
 
 
 Charge = tuple[Rule, int]  # a rule and the amount to take from it
-Taken = tuple[bool, "Window | None"]  # taken or not, and the window if it was asked for
+# The charge refused (its index; None: every charge was taken, else none was) and, per
+# charge, its window when reported (the refused charge's always is).
+Outcome = tuple["int | None", "list[Window | None]"]
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    text: bytes
+    sha: str
+
+    @classmethod
+    def of(cls, text: str | bytes) -> LuaScript:
+        raw = text.encode() if isinstance(text, str) else text
+        return cls(raw, hashlib.sha1(raw).hexdigest())
+
+
+# The `limits` library's own scripts: counts stay compatible with its strategies.
+ACQUIRE = LuaScript.of(RedisBridge.SCRIPT_ACQUIRE_SLIDING_WINDOW)
+READ = LuaScript.of(RedisBridge.SCRIPT_SLIDING_WINDOW)
+INCR = LuaScript.of(RedisBridge.SCRIPT_INCR_EXPIRE)
+ACQUIRE_ALL = LuaScript.of(ACQUIRE_ALL_TEXT)  # every rule at once (not on a Cluster)
+SCRIPTS = (ACQUIRE, READ, INCR, ACQUIRE_ALL)
+
+
+class Windows(Protocol):
+    async def windows(self, rules: Sequence[Rule]) -> list[Window]: ...
+
+    async def add(self, charges: Sequence[Charge]) -> None: ...
+
+
+async def settle_refusal(
+    store: Windows,
+    charges: Sequence[Charge],
+    report: Sequence[bool],
+    taken: Sequence[bool],
+    windows: list[Window | None] | None = None,
+) -> Outcome:
+    """After rule-by-rule takes: give back what was taken when one rule refused, and read
+    the windows to report (the refused rule's for Retry-After) that were not read yet."""
+    refused = taken.index(False) if not all(taken) else None
+    if refused is not None:
+        await store.add([(r, -c) for (r, c), ok in zip(charges, taken, strict=False) if ok])
+    windows = windows or [None] * len(charges)
+    missing = [
+        i for i, wanted in enumerate(report) if windows[i] is None and (wanted or i == refused)
+    ]
+    rules = [charges[i][0] for i in missing]
+    for i, window in zip(missing, await store.windows(rules), strict=True):
+        windows[i] = window
+    return refused, windows
 
 
 class MemoryWindows:
@@ -96,12 +150,14 @@ class MemoryWindows:
         self.storage = MemoryStorage()
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
 
-    async def acquire(self, charges: Sequence[Charge], report: Sequence[bool]) -> list[Taken]:
-        out: list[Taken] = []
-        for (rule, cost), wanted in zip(charges, report, strict=True):
+    async def acquire(self, charges: Sequence[Charge], report: Sequence[bool]) -> Outcome:
+        taken: list[bool] = []
+        for rule, cost in charges:
             ok = await self.strategy.hit(rule.item, rule.scope, rule.kind, rule.identity, cost=cost)
-            out.append((ok, (await self.windows([rule]))[0] if wanted else None))
-        return out
+            taken.append(ok)
+            if not ok:
+                break
+        return await settle_refusal(self, charges, report, taken)
 
     async def windows(self, rules: Sequence[Rule]) -> list[Window]:
         out = []
@@ -129,47 +185,69 @@ class MemoryWindows:
 
 
 class RedisWindows:
-    """The library's Redis storage and scripts, with every rule queued in one pipeline."""
+    """The library's sliding-window Lua scripts and key layout on the gateway's own Redis
+    client, so limits take every URL the state backend takes (plain, unix, TLS, Sentinel,
+    Cluster: gateway/state/redis_url.py). Every rule of a decision is queued in one
+    pipeline: one round trip for plain Redis and Sentinel (the master's connection); for a
+    Cluster, redis-py's cluster pipeline sends each node its commands in parallel (a rule's
+    two window keys share a hash tag, so each script call stays on one slot)."""
 
-    def __init__(self, uri: str, prefix: str) -> None:
-        self.storage = RedisStorage(
-            uri,
-            implementation="redispy",
-            key_prefix=prefix + "limits",
-            wrap_exceptions=True,
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client: Any = redis_client(
+            url,
             socket_timeout=REDIS_READ_TIMEOUT,
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
             # No client-side retries: a re-sent decision whose first try ran counts twice.
             retry=Retry(NoBackoff(), 0),
         )
-        self.bridge: Any = self.storage.bridge
+        self.cluster = "+cluster://" in url
+        self.key_prefix = prefix + "limits:"
 
     def _keys(self, rule: Rule) -> list[str]:
-        current = self.storage._current_window_key(rule.key)
-        previous = self.storage._previous_window_key(rule.key)
-        return [self.bridge.prefixed_key(previous), self.bridge.prefixed_key(current)]
+        # The library's layout: "{key}" and "{key}/-1", the braces keep both on one slot.
+        current = f"{self.key_prefix}{{{rule.key}}}"
+        return [current + "/-1", current]
 
-    async def acquire(self, charges: Sequence[Charge], report: Sequence[bool]) -> list[Taken]:
+    async def acquire(self, charges: Sequence[Charge], report: Sequence[bool]) -> Outcome:
+        if not self.cluster:
+            return await self._acquire_in_one_call(charges, report)
         calls = []
         for (rule, cost), wanted in zip(charges, report, strict=True):
             keys, expiry = self._keys(rule), rule.item.get_expiry()
-            calls.append(
-                (self.bridge.lua_acquire_sliding_window, keys, [rule.item.amount, expiry, cost])
-            )
+            calls.append((ACQUIRE, keys, [rule.item.amount, expiry, cost]))
             if wanted:  # read the window after taking from it, in the same round trip
-                calls.append((self.bridge.lua_sliding_window, keys, [expiry]))
+                calls.append((READ, keys, [expiry]))
         results = iter(await self._run(calls))
         now = time.time()
-        out: list[Taken] = []
+        taken: list[bool] = []
+        windows: list[Window | None] = []
         for (rule, _), wanted in zip(charges, report, strict=True):
-            ok = bool(next(results))
-            out.append((ok, _window_from_counts(rule, next(results), now) if wanted else None))
-        return out
+            taken.append(bool(next(results)))
+            windows.append(_window_from_counts(rule, next(results), now) if wanted else None)
+        return await settle_refusal(self, charges, report, taken, windows)
+
+    async def _acquire_in_one_call(
+        self, charges: Sequence[Charge], report: Sequence[bool]
+    ) -> Outcome:
+        """Every rule in one script call: all taken, or none (gateway/limiter_script.py)."""
+        keys: list[str] = []
+        args: list[Any] = []
+        for (rule, cost), wanted in zip(charges, report, strict=True):
+            keys += self._keys(rule)
+            args += [rule.item.amount, rule.item.get_expiry(), cost, 1 if wanted else 0]
+        (answer,) = await self._run([(ACQUIRE_ALL, keys, args)])
+        now = time.time()
+        refused = int(answer[0]) - 1 if int(answer[0]) else None
+        counts = iter(answer[1:])
+        windows: list[Window | None] = []
+        for i, ((rule, _), wanted) in enumerate(zip(charges, report, strict=True)):
+            read = wanted or i == refused
+            window = [next(counts) for _ in range(4)] if read else None
+            windows.append(_window_from_counts(rule, window, now) if window else None)
+        return refused, windows
 
     async def windows(self, rules: Sequence[Rule]) -> list[Window]:
-        calls = [
-            (self.bridge.lua_sliding_window, self._keys(r), [r.item.get_expiry()]) for r in rules
-        ]
+        calls = [(READ, self._keys(r), [r.item.get_expiry()]) for r in rules]
         now = time.time()
         results = await self._run(calls)
         return [_window_from_counts(r, w, now) for r, w in zip(rules, results, strict=True)]
@@ -178,27 +256,20 @@ class RedisWindows:
         calls = []
         for rule, amount in charges:
             current = self._keys(rule)[1]
-            calls.append(
-                (self.bridge.lua_incr_expire, [current], [rule.item.get_expiry() * 2, amount])
-            )
+            calls.append((INCR, [current], [rule.item.get_expiry() * 2, amount]))
         await self._run(calls)
 
-    async def _run(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+    async def _run(self, calls: list[tuple[LuaScript, list[str], list[Any]]]) -> list[Any]:
         """EVALSHA the library's scripts in one pipeline; load them if Redis lacks them.
 
         (redis-py's own script-in-pipeline path asks SCRIPT EXISTS on every execute: a
         second round trip on the hot path.) After a Redis restart some calls of a
         pipeline may fail with NOSCRIPT while others ran (another client loaded the
         scripts in between): only the failed ones run again, so nothing counts twice."""
-        client = self.bridge.get_connection()
         results: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for attempt in (1, 2, 3):
-            async with client.pipeline(transaction=False) as pipe:
-                for i in pending:
-                    script, keys, args = calls[i]
-                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                answers = await pipe.execute(raise_on_error=False)
+            answers = await self._send([calls[i] for i in pending])
             failed = []
             for i, answer in zip(pending, answers, strict=True):
                 if isinstance(answer, NoScriptError) and attempt < 3:
@@ -210,35 +281,50 @@ class RedisWindows:
             if not failed:
                 return results
             pending = failed
-            await self._load_scripts(client)
+            await self._load_scripts()
         raise AssertionError("unreachable")
 
-    async def _load_scripts(self, client: Any) -> None:
+    async def _send(self, calls: list[tuple[LuaScript, list[str], list[Any]]]) -> list[Any]:
+        """The answers (errors included) of EVALSHA calls: one command needs no pipeline
+        (measured: ~0.08 ms less per decision than a pipeline of one)."""
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            try:
+                return [await self.client.evalsha(script.sha, len(keys), *keys, *args)]
+            except NoScriptError as exc:
+                return [exc]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _load_scripts(self) -> None:
         """Load every script at once (a restarted Redis has none)."""
-        scripts = [
-            self.bridge.lua_acquire_sliding_window,
-            self.bridge.lua_sliding_window,
-            self.bridge.lua_incr_expire,
-        ]
-        async with client.pipeline(transaction=False) as pipe:
-            for script in scripts:
-                pipe.script_load(script.script)
+        if self.cluster:  # SCRIPT LOAD outside a pipeline: redis-py sends it to every node
+            for script in SCRIPTS:
+                await self.client.script_load(script.text)
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script in SCRIPTS:
+                pipe.script_load(script.text)
             await pipe.execute()
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.storage.check())
+            return bool(await self.client.ping())
         except Exception:
             return False
 
     async def reset_connections(self) -> None:
         """Drop pooled connections (stale after a Redis restart) so none fails a request."""
+        if self.cluster:  # the cluster client rebuilds its node connections itself
+            return
         with contextlib.suppress(Exception):
-            await self.bridge.get_connection().connection_pool.disconnect()
+            await self.client.connection_pool.disconnect()
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
-            await self.bridge.get_connection().aclose()
+            await self.client.aclose()
 
 
 def _window_from_counts(rule: Rule, window: Any, now: float) -> Window:
@@ -265,9 +351,10 @@ def reported(charges: Sequence[Charge]) -> list[bool]:
 
 
 class Limiter:
-    def __init__(self, uri: str, prefix: str, metrics: Metrics) -> None:
+    def __init__(self, url: str, prefix: str, metrics: Metrics) -> None:
+        """`url`: `memory://` (per process) or the state backend's Redis URL (any form)."""
         self.primary: MemoryWindows | RedisWindows = (
-            MemoryWindows() if uri.startswith("memory") else RedisWindows(uri, prefix)
+            MemoryWindows() if url.startswith("memory") else RedisWindows(url, prefix)
         )
         self.fallback = MemoryWindows()
         self.metrics = metrics
@@ -280,19 +367,13 @@ class Limiter:
         if not charges:
             return Decision(None, [])
         report = reported(charges)
-        results = await self._call("acquire", (charges, report), on_error)
-        windows = [w for _, w in results if w is not None]
-        taken = [ok for ok, _ in results]
-        if all(taken):
-            return Decision(None, windows)
-        refused = charges[taken.index(False)][0]
-        given_back = [(r, -c) for (r, c), ok in zip(charges, taken, strict=True) if ok]
-        if given_back:
-            await self.add(given_back)
-        if all(w.rule != refused for w in windows):  # its window, for Retry-After
-            windows += await self._call("windows", ([refused],), on_error)
+        refused_at, windows = await self._call("acquire", (charges, report), on_error)
+        present = [w for w in windows if w is not None]
+        if refused_at is None:
+            return Decision(None, present)
+        refused = charges[refused_at][0]
         self.metrics.ratelimit_refusals.labels(refused.scope).inc()
-        return Decision(refused, windows)
+        return Decision(refused, present)
 
     async def add(self, charges: Sequence[Charge]) -> None:
         """Take (positive) or give back (negative) amounts without a check: settlement."""

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.config import ConfigError, load_config
 from gateway.config.schema import GatewayConfig
-from gateway.http.admin import AdminApi, Handler
+from gateway.http.admin_auth import Handler, admin_only
 from gateway.observability.logging import update_log_settings
 from gateway.runtime import Runtime
 
@@ -100,14 +100,14 @@ class Reloader:
 
 
 def reload_endpoint(reloader: Reloader) -> Handler:
-    """POST /admin/reload, behind the admin API's key check (auth.admin_key)."""
+    """POST /admin/reload, behind the admin-key check (auth.admin_key)."""
 
     async def reload(request: Request) -> Response:
         result = await reloader.reload("admin")
         body = {"reloaded": result.ok, "problems": result.problems}
         return JSONResponse(body, status_code=200 if result.ok else 422)
 
-    return AdminApi(reloader.runtime).guard(reload)
+    return admin_only(reloader.runtime, reload)
 
 
 def warn_restart_only(old: GatewayConfig, new: GatewayConfig) -> None:

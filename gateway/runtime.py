@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from gateway.cache.lifecycle import cache_backends, shared_embedder
 from gateway.config.schema import GatewayConfig
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
@@ -64,6 +65,8 @@ class Runtime:
             state=state,
             tracing=tracing,
             limiter=await access_limiter(config, self.metrics, state, previous),
+            embedder=shared_embedder(config, previous.embedder if previous else None),
+            cache=cache_backends(config.cache, state, previous.cache if previous else None),
         )
 
     def activate(self, config: GatewayConfig, services: Services) -> None:
@@ -97,6 +100,8 @@ class Runtime:
         await self.services.state.aclose()
         if self.services.limiter is not None:
             await self.services.limiter.aclose()
+        if self.services.cache is not None:
+            await self.services.cache.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether this instance should get traffic, with the details of each check."""

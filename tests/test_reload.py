@@ -125,7 +125,7 @@ def test_sighup_with_invalid_config_keeps_the_running_one(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("admin_key", "sent", "status"),
     [
-        (None, "anything", 401),
+        (None, "anything", 403),  # no admin key: the admin API is disabled
         ("adm-secret-key-1", None, 401),
         ("adm-secret-key-1", "wrong", 401),
         ("adm-secret-key-1", "adm-secret-key-1", 200),

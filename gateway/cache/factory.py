@@ -19,13 +19,18 @@ def build_semantic_cache(
     config: SemanticCacheConfig,
     models: Mapping[str, ModelConfig],
     providers: Mapping[str, Provider],
+    store: VectorStore | None = None,
+    local_embedder: Embedder | None = None,
 ) -> SemanticCache | None:
+    """The semantic cache over `store` (a new one if not given); the local embedder is
+    the process's shared one when given (see gateway.cache.lifecycle)."""
     if not config.enabled:
         return None
     from gateway.cache.matcher import MatchPolicy
 
     policy = MatchPolicy() if config.threshold is None else MatchPolicy(threshold=config.threshold)
-    return SemanticCache(build_embedder(config, models, providers), build_store(config), policy)
+    embedder = build_embedder(config, models, providers, local_embedder)
+    return SemanticCache(embedder, store if store is not None else build_store(config), policy)
 
 
 def build_store(config: SemanticCacheConfig) -> VectorStore:
@@ -36,18 +41,19 @@ def build_store(config: SemanticCacheConfig) -> VectorStore:
         return PgVectorStore(config.dsn.get_secret_value(), config.table, config.embedding_dim)
     from gateway.cache.memory_store import MemoryVectorStore
 
-    return MemoryVectorStore(config.embedding_dim, config.max_entries_per_scope)
+    return MemoryVectorStore(config.embedding_dim, config.max_entries_per_scope, config.max_entries)
 
 
 def build_embedder(
     config: SemanticCacheConfig,
     models: Mapping[str, ModelConfig],
     providers: Mapping[str, Provider],
+    local_embedder: Embedder | None = None,
 ) -> Embedder:
     from gateway.cache.embedders import LocalMiniLMEmbedder, ProviderEmbedder
 
     if config.embedder == "local":
-        return LocalMiniLMEmbedder()
+        return local_embedder if local_embedder is not None else LocalMiniLMEmbedder()
     alias = config.embedding_model or ""
     model = models.get(alias)
     if model is None:

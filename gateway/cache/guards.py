@@ -36,6 +36,11 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+def _aliases(table: dict[str, str]) -> dict[str, str]:
+    """Each alias (the space-separated words of a value) to its canonical name (the key)."""
+    return {alias: canon for canon, aliases in table.items() for alias in aliases.split()}
+
+
 STOPWORDS = frozenset(
     _words(
         """a an the this that these those it its i me my we our you your he she they them their
@@ -68,9 +73,8 @@ _ORDINALS = {
     )
 }
 _MULTIPLIERS = {"dozen": "12", "twice": "x2", "double": "x2", "triple": "x3", "half": "1/2"}
-_UNITS = {
-    alias: canon
-    for canon, aliases in {
+_UNITS = _aliases(
+    {
         "gram": "g gram grams gramme grammes",
         "kilogram": "kg kgs kilo kilos kilogram kilograms",
         "milligram": "mg milligram milligrams",
@@ -118,9 +122,8 @@ _UNITS = {
         "kph": "kph kmh",
         "acre": "acre acres",
         "hectare": "ha hectare hectares",
-    }.items()
-    for alias in aliases.split()
-}
+    }
+)
 _AMBIGUOUS_UNITS = frozenset(  # units only right after a number ("5 g", "10 min")
     [a for a in _UNITS if len(a) == 1] + _words("mi ha min sec cal gal ton bit yr hr")
 )
@@ -176,9 +179,8 @@ _SCALES_OF_WORDS = (  # scale: pole A words | pole B words (base forms; inflecti
     "merit: pro pros advantage benefit | con cons disadvantage drawback",
     "likeness: same similar similarity alike | different difference differ",
 )
-_FORMATS = {
-    alias: canon
-    for canon, aliases in {
+_FORMATS = _aliases(
+    {
         "json": "json",
         "yaml": "yaml yml",
         "xml": "xml",
@@ -213,9 +215,8 @@ _FORMATS = {
         "informal": "informal casual",
         "funny": "funny humorous",
         "eli5": "eli5",
-    }.items()
-    for alias in aliases.split()
-} | {
+    }
+) | {
     language: language
     for language in _words(
         "english french spanish german italian portuguese dutch swedish norwegian "

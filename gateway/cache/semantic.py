@@ -98,6 +98,3 @@ class SemanticCache:
             await self.store.add(scope, vector, text, value, ttl)
         except Exception as exc:
             log.warning("semantic cache store failed: %s", type(exc).__name__)
-
-    async def aclose(self) -> None:
-        await self.store.aclose()

@@ -8,8 +8,10 @@ exact and never cross scopes. Rows are L2-normalised, so the dot product is the 
   rows freed by expiry, eviction or replacement are reused before the matrix grows.
 - Entries expire at `expires_at` (on `clock`, `time.monotonic` by default): an expired
   row is never returned, and is freed by the search that meets it or by `purge`.
-- At most `max_entries` live entries in all scopes together; past that the oldest added
-  entry goes first.
+- At most `max_entries` live entries in all scopes together, and at most `max_per_scope`
+  in one scope; past either bound the oldest added entry (of all, or of that scope) goes
+  first. A matrix never grows past the rows its scope may hold.
+- Each entry carries a payload (the semantic store keeps the question text and the reply).
 
 Not thread-safe: call it from one thread (the event loop) or guard it with a lock.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,20 +30,23 @@ INITIAL_ROWS = 64
 GROWTH = 1.5  # capacity factor when a scope's matrix is full
 FREED = float("-inf")  # the expiry of a row that holds no entry
 
-Result = tuple[float, str, str]  # (similarity, entry_id, text)
+P = TypeVar("P")
+Result = tuple[float, str, P]  # (similarity, entry_id, payload)
 
 
-class _Scope:
+class _Scope(Generic[P]):
     """One scope's rows: vectors, expiries, and who owns each row."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, max_rows: int) -> None:
         import numpy as np
 
-        self.vectors = np.zeros((INITIAL_ROWS, dim), dtype=np.float32)
-        self.expires = np.full(INITIAL_ROWS, FREED, dtype=np.float64)
-        self.ids: list[str | None] = [None] * INITIAL_ROWS
-        self.texts: list[str | None] = [None] * INITIAL_ROWS
-        self.rows: dict[str, int] = {}  # entry_id -> row
+        rows = min(INITIAL_ROWS, max_rows)
+        self.max_rows = max_rows
+        self.vectors = np.zeros((rows, dim), dtype=np.float32)
+        self.expires = np.full(rows, FREED, dtype=np.float64)
+        self.ids: list[str | None] = [None] * rows
+        self.payloads: list[P | None] = [None] * rows
+        self.rows: dict[str, int] = {}  # entry_id -> row, oldest added first
         self.free: list[int] = []  # freed rows below `used`, reused first
         self.used = 0  # rows ever handed out (the searched prefix)
 
@@ -57,7 +62,7 @@ class _Scope:
         entry_id = self.ids[row]
         if entry_id is not None:
             del self.rows[entry_id]
-        self.ids[row] = self.texts[row] = None
+        self.ids[row] = self.payloads[row] = None
         self.expires[row] = FREED
         self.free.append(row)
         return entry_id
@@ -66,37 +71,43 @@ class _Scope:
         import numpy as np
 
         old = len(self.expires)
-        new = int(old * GROWTH) + 1
+        new = min(int(old * GROWTH) + 1, self.max_rows)
         vectors = np.zeros((new, self.vectors.shape[1]), dtype=np.float32)
         vectors[:old] = self.vectors
         expires = np.full(new, FREED, dtype=np.float64)
         expires[:old] = self.expires
         self.vectors, self.expires = vectors, expires
         self.ids += [None] * (new - old)
-        self.texts += [None] * (new - old)
+        self.payloads += [None] * (new - old)
 
 
-class VectorIndex:
-    """Exact cosine search over L2-normalised vectors, per scope, with TTL and a size bound."""
+class VectorIndex(Generic[P]):
+    """Exact cosine search over L2-normalised vectors, per scope, with TTL and size bounds."""
 
     def __init__(
-        self, dim: int, max_entries: int, clock: Callable[[], float] = time.monotonic
+        self,
+        dim: int,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_per_scope: int | None = None,
     ) -> None:
-        if dim <= 0 or max_entries <= 0:
-            raise ValueError("dim and max_entries must be positive")
+        max_per_scope = max_per_scope or max_entries
+        if dim <= 0 or max_entries <= 0 or max_per_scope <= 0:
+            raise ValueError("dim, max_entries and max_per_scope must be positive")
         self.dim = dim
         self.max_entries = max_entries
+        self.max_per_scope = min(max_per_scope, max_entries)
         self.clock = clock
-        self._scopes: dict[str, _Scope] = {}
+        self._scopes: dict[str, _Scope[P]] = {}
         self._age: OrderedDict[tuple[str, str], None] = OrderedDict()  # oldest first
 
     def __len__(self) -> int:
         return len(self._age)
 
     def add(
-        self, scope: str, vector: np.ndarray, entry_id: str, text: str, expires_at: float
+        self, scope: str, vector: np.ndarray, entry_id: str, payload: P, expires_at: float
     ) -> None:
-        """Store (or replace) `entry_id` in `scope`; evicts the oldest entries past the bound."""
+        """Store (or replace) `entry_id` in `scope`; evicts the oldest entries past a bound."""
         import numpy as np
 
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -104,18 +115,26 @@ class VectorIndex:
             raise ValueError(f"vector has {vector.shape[0]} dimensions, index has {self.dim}")
         index = self._scopes.get(scope)
         if index is None:
-            index = self._scopes[scope] = _Scope(self.dim)
-        row = index.rows.get(entry_id)
+            index = self._scopes[scope] = _Scope(self.dim, self.max_per_scope)
+        row = index.rows.pop(entry_id, None)
         if row is None:
+            if len(index.rows) >= self.max_per_scope:
+                self.remove(scope, next(iter(index.rows)))
             row = index.take_row()
-            index.rows[entry_id] = row
+        index.rows[entry_id] = row  # (re)inserted last: the scope's newest
         index.vectors[row] = vector
         index.expires[row] = expires_at
-        index.ids[row], index.texts[row] = entry_id, text
+        index.ids[row], index.payloads[row] = entry_id, payload
+        self._scopes.setdefault(scope, index)  # the per-scope eviction may have dropped it
         self._age[(scope, entry_id)] = None
         self._age.move_to_end((scope, entry_id))
         while len(self._age) > self.max_entries:
             self.remove(*next(iter(self._age)))
+
+    def clear(self) -> None:
+        """Drop every entry and give the memory back."""
+        self._scopes.clear()
+        self._age.clear()
 
     def remove(self, scope: str, entry_id: str) -> bool:
         """Drop one entry; False if it was not there."""
@@ -129,7 +148,7 @@ class VectorIndex:
             del self._scopes[scope]  # an empty scope gives its memory back
         return True
 
-    def search(self, scope: str, vector: np.ndarray, k: int = 1) -> list[Result]:
+    def search(self, scope: str, vector: np.ndarray, k: int = 1) -> list[Result[P]]:
         """The `k` live entries of `scope` most similar to `vector`, most similar first."""
         import numpy as np
 
@@ -146,7 +165,7 @@ class VectorIndex:
         scores[dead] = -np.inf
         top = _top_k(scores, k)
         return [
-            (float(scores[row]), str(index.ids[row]), str(index.texts[row]))
+            (float(scores[row]), str(index.ids[row]), index.payloads[row])  # type: ignore[misc]
             for row in top
             if scores[row] != -np.inf
         ]
@@ -163,7 +182,7 @@ class VectorIndex:
             self._release_expired(scope, index, rows)
         return count
 
-    def _release_expired(self, scope: str, index: _Scope, rows: np.ndarray) -> None:
+    def _release_expired(self, scope: str, index: _Scope[P], rows: np.ndarray) -> None:
         for row in rows.tolist():
             entry_id = index.ids[row]
             if entry_id is not None:

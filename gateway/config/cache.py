@@ -53,6 +53,9 @@ class SemanticCacheConfig(Section):
     allow_tools: bool = Field(False, description="Also requests that declare tools.")
     ttl_seconds: float = Field(86_400.0, gt=0, description="How long an entry lives.")
     max_entries_per_scope: int = Field(50_000, ge=1, description="In-process bound per scope.")
+    max_entries: int = Field(
+        200_000, ge=1, description="In-process bound over all scopes (bounds the memory)."
+    )
 
     @model_validator(mode="after")
     def _check_backend(self) -> SemanticCacheConfig:

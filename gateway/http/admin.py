@@ -1,14 +1,12 @@
 """The admin API: create, list and revoke API keys; read a key's spend.
 
-Served only when `auth.admin_key` is set, and only to requests bearing it (compared in
-constant time; never echoed). A created key is returned once, in the creation answer.
+Every route is behind the admin-key check of gateway/http/admin_auth.py (403 while no
+`auth.admin_key` is configured). A created key is returned once, in the creation answer.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import Awaitable, Callable
 
 import orjson
 from pydantic import ValidationError
@@ -19,11 +17,11 @@ from starlette.routing import Route
 from gateway.auth.keys import KeyExists, KeyStore
 from gateway.budgets import SpendStore
 from gateway.config.access import KEY_ID, KeyPolicy
-from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
-from gateway.pipeline.auth import presented_key
+from gateway.errors import InvalidRequest
+from gateway.http.admin_auth import Handler, admin_only
 from gateway.runtime import Runtime
 
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["AdminApi", "Handler", "admin_routes"]
 
 
 class NotFound(InvalidRequest):
@@ -31,8 +29,7 @@ class NotFound(InvalidRequest):
 
 
 def admin_routes(runtime: Runtime) -> list[Route]:
-    if runtime.config.auth.admin_key is None:
-        return []
+    """Always routed: whether an admin key is set is decided per request (reloadable)."""
     api = AdminApi(runtime)
     return [
         Route("/admin/keys", api.guard(api.create), methods=["POST"]),
@@ -56,21 +53,7 @@ class AdminApi:
         return SpendStore(self.runtime.services.state, teams)
 
     def guard(self, handler: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            try:
-                self.check_admin(request)
-                return await handler(request)
-            except GatewayError as err:
-                return JSONResponse(err.to_body(), status_code=err.http_status)
-
-        return guarded
-
-    def check_admin(self, request: Request) -> None:
-        secret = self.runtime.config.auth.admin_key
-        given = presented_key(dict(request.headers)) or ""
-        expected = secret.get_secret_value() if secret is not None else ""
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise AuthenticationFailed("A valid admin key is required.", code="invalid_admin_key")
+        return admin_only(self.runtime, handler)
 
     async def create(self, request: Request) -> Response:
         try:

@@ -15,7 +15,7 @@ from gateway.config.access import AuthConfig
 from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from gateway.experiments.report import build_report
 from gateway.experiments.store import OUTCOMES, ExperimentStore
-from gateway.http.admin_auth import admin_refusal
+from gateway.http.admin_auth import admin_only
 from gateway.http.openai import CompletionEndpoint
 from gateway.pipeline.auth import presented_key
 from gateway.runtime import Runtime
@@ -125,9 +125,6 @@ def feedback_endpoint(runtime: Runtime) -> Handler:
 
 def report_endpoint(runtime: Runtime) -> Handler:
     async def report(request: Request) -> Response:
-        refusal = admin_refusal(request, runtime.config)
-        if refusal is not None:
-            return refusal
         name = request.path_params["name"]
         experiment = runtime.config.experiments.get(name)
         if experiment is None or runtime.services is None:
@@ -135,4 +132,4 @@ def report_endpoint(runtime: Runtime) -> Handler:
         store = ExperimentStore(runtime.services.state)
         return JSONResponse(await build_report(store, name, experiment))
 
-    return report
+    return admin_only(runtime, report)

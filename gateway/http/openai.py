@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import RequestContext
@@ -56,15 +54,3 @@ class CompletionEndpoint:
             ctx.alias = ctx.body["model"]
             reply = await runtime.handle(ctx)
         await ReplyResponse(reply, ctx)(scope, receive, send)
-
-
-def models_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def models(request: Request) -> Response:
-        created = int(runtime.started_at)
-        data = [
-            {"id": alias, "object": "model", "created": created, "owned_by": "gateway"}
-            for alias in [*runtime.config.models, *runtime.config.routes]
-        ]
-        return JSONResponse({"object": "list", "data": data})
-
-    return models

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
 
 def build_limiter(config: GatewayConfig, metrics: Metrics) -> Limiter:
-    """The limiter's storage follows the state backend: memory:// or Redis."""
+    """The limiter's storage follows the state backend: memory:// or its Redis URL."""
     state = config.state
-    uri = "async+" + state.redis_url if state.backend == "redis" else "memory://"
-    return Limiter(uri, state.key_prefix, metrics)
+    url = state.redis_url if state.backend == "redis" else "memory://"
+    return Limiter(url, state.key_prefix, metrics)
 
 
 def uses_limits(config: GatewayConfig) -> bool:

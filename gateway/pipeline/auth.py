@@ -65,15 +65,19 @@ class Auth:
         self.blocked: dict[str, float] = {}  # ip -> monotonic time its failed-auth block ends
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
+        await self.admit(ctx)
+        if self.config.enabled:
+            ctx.principal = await self.authenticate(ctx)
+            ctx.log_fields["key_id"] = ctx.principal.key_id
+        return await call_next(ctx)
+
+    async def admit(self, ctx: RequestContext) -> None:
+        """The client's real IP, and its per-IP request limits (before any key check)."""
         ctx.client_ip = client_ip(
             ctx.client_ip, ctx.headers.get("x-forwarded-for"), self.limits.trusted_proxies
         )
         if not self.limits.ip.empty:
             await self.limit_ip(ctx)
-        if self.config.enabled:
-            ctx.principal = await self.authenticate(ctx)
-            ctx.log_fields["key_id"] = ctx.principal.key_id
-        return await call_next(ctx)
 
     async def limit_ip(self, ctx: RequestContext) -> None:
         rules = [r for r in rules_for("ip", ctx.client_ip, self.limits.ip) if r.kind == "requests"]
@@ -82,6 +86,16 @@ class Auth:
             raise refusal(decision)
 
     async def authenticate(self, ctx: RequestContext) -> Principal:
+        principal = await self.identify(ctx)
+        if not principal.may_use(ctx.alias):
+            self.metrics.auth_failures.labels("forbidden_model").inc()
+            raise PermissionDenied(
+                f"This API key may not use the model '{ctx.alias}'.", code="model_not_allowed"
+            )
+        return self.with_user(ctx, principal)
+
+    async def identify(self, ctx: RequestContext) -> Principal:
+        """The presented key's principal; 401 (counted per IP) when missing, unknown, expired."""
         ip = ctx.client_ip
         until = self.blocked.get(ip)
         if until is not None:
@@ -102,12 +116,7 @@ class Auth:
         assert principal is not None
         if principal.expires_at is not None and _expired(principal.expires_at):
             await self.fail(ip, "expired", "The API key has expired.")
-        if not principal.may_use(ctx.alias):
-            self.metrics.auth_failures.labels("forbidden_model").inc()
-            raise PermissionDenied(
-                f"This API key may not use the model '{ctx.alias}'.", code="model_not_allowed"
-            )
-        return self.with_user(ctx, principal)
+        return principal
 
     def with_user(self, ctx: RequestContext, principal: Principal) -> Principal:
         if not principal.trusted_user:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
@@ -19,6 +20,10 @@ from gateway.pipeline.route import Route
 from gateway.state import StateBackend
 from gateway.types import Next, Provider, Reply, Stage
 
+if TYPE_CHECKING:  # cache services: imported by their builders only when configured
+    from gateway.cache.embedders import Embedder
+    from gateway.cache.lifecycle import CacheBackends
+
 
 @dataclass(frozen=True)
 class Services:
@@ -29,6 +34,8 @@ class Services:
     state: StateBackend
     limiter: Limiter | None = None  # rate limits: memory or Redis, per-process fallback
     tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
+    embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
+    cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
@@ -44,7 +51,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
         Route.build(config, services),  # experiment variant, route rules -> target alias
         *caps_stages(config, services),  # clamp or refuse max_tokens, input size, budget
         # cache: exact, then semantic; store when the reply completes
-        *cache_stages(config, services.metrics, services.providers, services.state),
+        *cache_stages(config, services),
         Dispatch.build(config, services),  # balance, retry, breakers, fallbacks
     ]
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.cache.assemble import assemble
-from gateway.cache.exact import ExactCache, build_exact_cache
+from gateway.cache.exact import ExactCache
 from gateway.cache.factory import build_semantic_cache
 from gateway.cache.keys import exact_key, semantic_scope
+from gateway.cache.lifecycle import cache_backends
 from gateway.cache.replay import replay
 from gateway.cache.rules import newest_user_text, qualifies_for_semantic, storable_body
 from gateway.cache.semantic import SemanticCache
@@ -33,8 +34,10 @@ from gateway.config.schema import GatewayConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.errors import InvalidRequest
 from gateway.observability.metrics import Metrics
-from gateway.state import StateBackend
-from gateway.types import Next, Provider, Reply, Stage, Usage
+from gateway.types import Next, Reply, Stage, Usage
+
+if TYPE_CHECKING:
+    from gateway.pipeline.build import Services
 
 HEADER = "x-gateway-cache"
 CACHEABLE_ENDPOINTS = frozenset({"chat", "completions"})
@@ -223,10 +226,6 @@ class Cache:
         await self.semantic.add(pending.scope, pending.text, pending.vector, raw, ttl)
         self.metrics.cache_stores.labels("semantic").inc()
 
-    async def aclose(self) -> None:
-        if self.semantic is not None:
-            await self.semantic.aclose()
-
 
 @dataclass(slots=True)
 class _SemanticPending:
@@ -241,16 +240,15 @@ def _id_prefix(body: dict[str, Any]) -> str:
     return "chatcmpl-" if body.get("object") == "chat.completion" else "cmpl-"
 
 
-def cache_stages(
-    config: GatewayConfig,
-    metrics: Metrics,
-    providers: Mapping[str, Provider],
-    state: StateBackend,
-) -> list[Stage]:
-    """The cache stage when `cache.enabled`; no stage at all otherwise."""
+def cache_stages(config: GatewayConfig, services: Services) -> list[Stage]:
+    """The cache stage when `cache.enabled`; no stage at all otherwise. Its backends and
+    the local embedder are the services' (kept across reloads, closed by the runtime)."""
     cache = config.cache
     if not cache.enabled:
         return []
-    semantic = build_semantic_cache(cache.semantic, config.models, providers)
-    exact = build_exact_cache(cache.exact, state)
-    return [Cache(cache, config.models, exact, semantic, metrics)]
+    backends = services.cache or cache_backends(cache, services.state, None)
+    assert backends is not None
+    semantic = build_semantic_cache(
+        cache.semantic, config.models, services.providers, backends.store, services.embedder
+    )
+    return [Cache(cache, config.models, backends.exact, semantic, services.metrics)]

@@ -60,7 +60,7 @@ class Route:
         )
         return cls(
             config.models,
-            build_routers(config.routes),
+            build_routers(config.routes, services.embedder),
             {e.applies_to: Assigner(name, e) for name, e in experiments.items()},
             services.metrics,
             recorder,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,11 +53,10 @@ class Router:
 
 
 def build_routers(
-    routes: Mapping[str, RouteConfig],
-    embedder_factory: Callable[[], Embedder] = default_embedder,
+    routes: Mapping[str, RouteConfig], embedder: Embedder | None = None
 ) -> dict[str, Router]:
-    """Compile every route; the embedder is created only if some route classifies."""
-    embedder = None
-    if any(route.classifier is not None for route in routes.values()):
-        embedder = embedder_factory()
+    """Compile every route; a classifier uses `embedder` (the process's shared one), or
+    one made here if none is given and some route classifies."""
+    if embedder is None and any(route.classifier is not None for route in routes.values()):
+        embedder = default_embedder()
     return {name: Router(name, route, embedder) for name, route in routes.items()}

@@ -110,9 +110,13 @@ def test_admin_errors(
         assert reply.json()["error"]["code"] == code
 
 
-def test_no_admin_api_without_admin_key(make_gateway: Callable[[str], RunningServer]) -> None:
+def test_admin_api_is_disabled_without_admin_key(
+    make_gateway: Callable[[str], RunningServer],
+) -> None:
     gateway = make_gateway("")
-    assert httpx.get(f"{gateway.url}/admin/keys").status_code == 404
+    reply = httpx.get(f"{gateway.url}/admin/keys", headers=ADMIN_AUTH)
+    assert reply.status_code == 403
+    assert reply.json()["error"]["code"] == "admin_disabled"
 
 
 def wait_for_status(gateway: RunningServer, auth: dict[str, str], status: int) -> int:

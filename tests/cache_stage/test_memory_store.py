@@ -50,3 +50,27 @@ async def test_limit_returns_the_top_k() -> None:
         await store.add("a", unit(1, i / 10), str(i), str(i).encode(), 60)
     found = await store.search("a", unit(1, 0), 3)
     assert [c.value for c in found] == [b"0", b"1", b"2"]
+
+
+async def test_same_question_in_a_scope_replaces_its_entry() -> None:
+    store = MemoryVectorStore(DIM, max_per_scope=100)
+    await store.add("a", unit(1, 0), "q", b"old", 60)
+    await store.add("a", unit(1, 0), "q", b"new", 60)
+    assert len(store) == 1
+    assert [c.value for c in await store.search("a", unit(1, 0), 4)] == [b"new"]
+
+
+async def test_bound_over_all_scopes_drops_the_oldest_anywhere() -> None:
+    store = MemoryVectorStore(DIM, max_per_scope=100, max_entries=3)
+    for i in range(5):
+        await store.add(f"scope{i}", unit(1, 0), f"q{i}", str(i).encode(), 60)
+    assert len(store) == 3
+    assert await store.search("scope0", unit(1, 0), 4) == []
+    assert [c.value for c in await store.search("scope4", unit(1, 0), 4)] == [b"4"]
+
+
+async def test_close_drops_the_entries() -> None:
+    store = MemoryVectorStore(DIM, max_per_scope=100)
+    await store.add("a", unit(1, 0), "q", b"v", 60)
+    await store.aclose()
+    assert len(store) == 0
