@@ -31,229 +31,26 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-def _aliases(table: dict[str, str]) -> dict[str, str]:
-    """Each alias (the space-separated words of a value) to its canonical name (the key)."""
-    return {alias: canon for canon, aliases in table.items() for alias in aliases.split()}
-
-
-STOPWORDS = frozenset(
-    _words(
-        """a an the this that these those it its i me my we our you your he she they them their
-    his her is are was were be been being am do does did doing have has had having can could
-    will would shall should may might must of in on at by for with about as into onto to from
-    up out over under and or but if then so than too very just also there here what which who
-    whom whose where when why how whats some any all each every much many more most such own
-    same other another one ones s t please tell give show explain describe write compose create
-    generate make produce provide draft get know need want like way ways thing things okay ok
-    possible kind sort something anything does doesnt dont not no yes let us"""
-    )
-)
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        _words(
-            "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-            "fourteen fifteen sixteen seventeen eighteen nineteen"
-        )
-    )
-} | {
-    w: 10 * i
-    for i, w in enumerate(_words("twenty thirty forty fifty sixty seventy eighty ninety"), 2)
-}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_ORDINALS = {
-    w: i
-    for i, w in enumerate(
-        _words("first second third fourth fifth sixth seventh eighth ninth tenth"), 1
-    )
-}
-_MULTIPLIERS = {"dozen": "12", "twice": "x2", "double": "x2", "triple": "x3", "half": "1/2"}
-_UNITS = _aliases(
-    {
-        "gram": "g gram grams gramme grammes",
-        "kilogram": "kg kgs kilo kilos kilogram kilograms",
-        "milligram": "mg milligram milligrams",
-        "pound": "lb lbs pound pounds £ gbp sterling",
-        "ounce": "oz ounce ounces",
-        "ton": "ton tons tonne tonnes",
-        "meter": "m meter meters metre metres",
-        "kilometer": "km kms kilometer kilometers kilometre kilometres",
-        "centimeter": "cm centimeter centimeters centimetre centimetres",
-        "millimeter": "mm millimeter millimeters millimetre millimetres",
-        "mile": "mi mile miles",
-        "foot": "ft foot feet",
-        "inch": "inch inches",
-        "yard": "yd yard yards",
-        "liter": "l liter liters litre litres",
-        "milliliter": "ml milliliter milliliters millilitre millilitres",
-        "gallon": "gal gallon gallons",
-        "cup": "cup cups",
-        "tablespoon": "tbsp tablespoon tablespoons",
-        "teaspoon": "tsp teaspoon teaspoons",
-        "celsius": "c °c celsius centigrade",
-        "fahrenheit": "f °f fahrenheit",
-        "kelvin": "kelvin kelvins",
-        "second": "sec secs seconds",
-        "minute": "min mins minute minutes",
-        "hour": "h hr hrs hour hours hourly",
-        "day": "day days daily",
-        "week": "week weeks weekly",
-        "month": "month months monthly",
-        "year": "yr yrs year years yearly annual annually",
-        "percent": "% percent percentage",
-        "dollar": "$ usd dollar dollars",
-        "euro": "€ eur euro euros",
-        "yen": "¥ jpy yen",
-        "byte": "b byte bytes",
-        "kilobyte": "kb kilobyte kilobytes",
-        "megabyte": "mb megabyte megabytes",
-        "gigabyte": "gb gigabyte gigabytes",
-        "terabyte": "tb terabyte terabytes",
-        "bit": "bit bits",
-        "calorie": "cal kcal calorie calories",
-        "watt": "w watt watts kw kilowatt kilowatts kwh",
-        "volt": "v volt volts",
-        "mph": "mph",
-        "kph": "kph kmh",
-        "acre": "acre acres",
-        "hectare": "ha hectare hectares",
-    }
-)
-_AMBIGUOUS_UNITS = frozenset(  # units only right after a number ("5 g", "10 min")
-    [a for a in _UNITS if len(a) == 1] + _words("mi ha min sec cal gal ton bit yr hr")
-)
-_SCALES_OF_WORDS = (  # scale: pole A words | pole B words (base forms; inflections are stripped)
-    "switch: enable activate turnon switchon | disable deactivate turnoff switchoff off",
-    "distance: near nearer nearest closer closest | far farther farthest further furthest",
-    "amount: increase raise rise rose risen grow grew gain boost up | decrease reduce drop "
-    "fall fell fallen shrink shrank decline cut down",
-    "quantity: more most | less least fewer fewest",
-    "size: large larger largest big bigger biggest huge | small smaller smallest little tiny",
-    "height: tall taller tallest high higher highest | short shorter shortest low lower lowest",
-    "length: long longer longest lengthy detailed | short shorter shortest brief concise",
-    "speed: fast faster fastest quick quicker quickest quickly rapid | slow slower slowest slowly",
-    "heat: hot hotter hottest warm warmer warmest heat | cold colder coldest cool cooler",
-    "age: old older oldest elderly ancient | young younger youngest new newer newest modern",
-    "time: first early earlier earliest before | last late later latest after",
-    "quality: good better best great | bad worse worst poor",
-    "position: above over upper top | below under lower bottom beneath",
-    "state: start begin open launch | stop end finish close shut quit exit terminate",
-    "membership: add insert include including append install attach | remove delete exclude "
-    "excluding except uninstall detach erase",
-    "trade: buy bought purchase | sell sold",
-    "transfer: upload import push send input | download export pull receive output",
-    "cipher: encrypt encode compress zip lock | decrypt decode decompress unzip unlock",
-    "visibility: show reveal | hide conceal",
-    "link: connect mount subscribe follow login signin | disconnect unmount unsubscribe "
-    "unfollow logout signout",
-    "permission: allow permit accept approve grant | deny block reject refuse forbid ban prevent",
-    "truth: true correct right | false incorrect wrong",
-    "sign: positive plus | negative minus",
-    "outcome: win won pass succeed success | lose lost fail failure",
-    "opinion: agree love | disagree dislike hate",
-    "mood: happy glad | sad unhappy",
-    "strength: strong stronger strongest | weak weaker weakest",
-    "weight: heavy heavier heaviest | light lighter lightest",
-    "shade: dark darker darkest | light lighter lightest bright",
-    "moisture: wet | dry",
-    "hardness: hard harder | soft softer",
-    "difficulty: difficult hard harder hardest | easy easier easiest simple",
-    "price: expensive costly | cheap cheaper cheapest inexpensive affordable",
-    "safety: safe safer safest | dangerous unsafe risky",
-    "legality: legal lawful | illegal unlawful",
-    "possibility: possible | impossible",
-    "health: healthy | unhealthy",
-    "extreme: maximum max maximize maximise | minimum min minimize minimise",
-    "order: ascending asc | descending desc",
-    "north: north northern | south southern",
-    "east: east eastern | west western",
-    "side: left | right",
-    "inside: inside internal inner | outside external outer",
-    "access: public | private",
-    "sex: male man men boy | female woman women girl",
-    "merit: pro pros advantage benefit | con cons disadvantage drawback",
-    "likeness: same similar similarity alike | different difference differ",
-)
-_FORMATS = _aliases(
-    {
-        "json": "json",
-        "yaml": "yaml yml",
-        "xml": "xml",
-        "csv": "csv",
-        "markdown": "markdown",
-        "html": "html",
-        "latex": "latex",
-        "table": "table tabular",
-        "list": "list bullet bullets bulleted numbered",
-        "code": "code snippet program script function",
-        "poem": "poem poems poetry verse",
-        "haiku": "haiku",
-        "sonnet": "sonnet",
-        "limerick": "limerick",
-        "essay": "essay essays",
-        "story": "story stories tale",
-        "article": "article blog",
-        "tweet": "tweet",
-        "email": "email emails",
-        "letter": "letter",
-        "summary": "summary summarize summarise tldr",
-        "outline": "outline",
-        "speech": "speech",
-        "song": "song lyrics",
-        "joke": "joke jokes",
-        "dialogue": "dialogue dialog conversation",
-        "paragraph": "paragraph paragraphs",
-        "sentence": "sentence sentences",
-        "line": "line lines",
-        "word": "word words",
-        "formal": "formal professional",
-        "informal": "informal casual",
-        "funny": "funny humorous",
-        "eli5": "eli5",
-    }
-) | {
-    language: language
-    for language in _words(
-        "english french spanish german italian portuguese dutch swedish norwegian "
-        "danish finnish polish russian ukrainian czech greek turkish arabic hebrew hindi bengali "
-        "urdu chinese mandarin cantonese japanese korean vietnamese thai indonesian latin "
-        "python javascript typescript java kotlin php sql bash powershell haskell scala perl"
-    )
-}
-_PHRASAL = frozenset(
-    (verb, particle)
-    for verb in ("turn", "switch", "log", "sign")
-    for particle in ("on", "off", "in", "out")
-)
-_NEGATIONS = frozenset(
-    _words("not no never none nobody nothing nowhere neither nor cannot without")
-    + _words("fail avoid refuse lack neglect")  # verbs that negate what follows ("fail to pay")
-)
-_DIRECTION_MARKERS = frozenset(_words("to into from than towards toward"))
-MIN_PAYLOAD_WORDS = 4  # "Summarize this: <payload>"; shorter tails are questions, not payloads
-_QUESTION_TYPES = {"who": "person", "whom": "person", "whose": "person", "where": "place"}
-_QUESTION_TYPES |= {"when": "time", "why": "reason"}
-_HOW_TYPES = {"many": "quantity", "much": "quantity", "long": "duration", "old": "age"}
-_AUX = frozenset(
-    _words("is are was were am do does did can could should would will shall may has have had")
+from gateway.cache.lexicon import (
+    AMBIGUOUS_UNITS,
+    AUX,
+    CONTRACTIONS,
+    DIRECTION_MARKERS,
+    FORMATS,
+    HOW_TYPES,
+    MIN_PAYLOAD_WORDS,
+    MULTIPLIERS,
+    NEGATIONS,
+    NUMBER_WORDS,
+    ORDINALS,
+    PHRASAL,
+    QUESTION_TYPES,
+    SCALES,
+    SCALES_OF_WORDS,
+    STOPWORDS,
+    UNITS,
 )
 
-_CONTRACTIONS = (
-    (re.compile(r"\b(can)['\u2019]t\b"), r"\1 not"),
-    (re.compile(r"\bwon['\u2019]t\b"), "will not"),
-    (re.compile(r"n['\u2019]t\b"), " not"),
-    (re.compile(r"['\u2019](re)\b"), " are"),
-    (re.compile(r"['\u2019](ve)\b"), " have"),
-    (re.compile(r"['\u2019](ll)\b"), " will"),
-    (re.compile(r"['\u2019](m)\b"), " am"),
-    (re.compile(r"\b(what|that|it|where|who|how|there|here|he|she)['\u2019]s\b"), r"\1 is"),
-    (re.compile(r"['\u2019]s\b"), ""),
-)
 _TOKEN = re.compile(r"[a-z0-9]+|[%$€£¥°]")
 _DIGITS = re.compile(r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)((?:st|nd|rd|th)\b)?")
 _QUOTED = re.compile(
@@ -284,7 +81,7 @@ class Features:
 def tokenize(text: str) -> tuple[str, ...]:
     """Lower-case word tokens with contractions expanded ("doesn't" -> "does not")."""
     lowered = text.lower()
-    for pattern, repl in _CONTRACTIONS:
+    for pattern, repl in CONTRACTIONS:
         lowered = pattern.sub(repl, lowered)
     lowered = lowered.replace("%", " percent ")
     return tuple(_TOKEN.findall(lowered))
@@ -309,7 +106,7 @@ def _lookup(token: str, table: dict[str, str]) -> str | None:
 @lru_cache(maxsize=1)
 def _pole_table() -> dict[str, tuple[tuple[str, str], ...]]:
     table: dict[str, list[tuple[str, str]]] = {}
-    for line in _SCALES_OF_WORDS:
+    for line in SCALES_OF_WORDS:
         scale, poles = line.split(":")
         for pole, words in zip("AB", poles.split("|"), strict=True):
             for word in words.split():
@@ -321,7 +118,7 @@ def _join_phrasal(tokens: tuple[str, ...]) -> list[str]:
     """Glue "turn on", "log in", "sign out" into one word so the pole table can see them."""
     out: list[str] = []
     for token in tokens:
-        if out and (out[-1], token) in _PHRASAL:
+        if out and (out[-1], token) in PHRASAL:
             out[-1] = out[-1] + token
         else:
             out.append(token)
@@ -344,19 +141,19 @@ def _number_words(tokens: tuple[str, ...]) -> list[str]:
     values: list[str] = []
     run: list[int] = []
     for i, token in enumerate((*tokens, "")):
-        if token in _NUMBER_WORDS:
-            run.append(_NUMBER_WORDS[token])
+        if token in NUMBER_WORDS:
+            run.append(NUMBER_WORDS[token])
             continue
-        if token in _SCALES and (run or (i and tokens[i - 1] == "a")):
-            run.append(_SCALES[token])
+        if token in SCALES and (run or (i and tokens[i - 1] == "a")):
+            run.append(SCALES[token])
             continue
         if run and run != [1]:  # a lone "one" is a pronoun as often as a number
             values.append(str(_combine(run)))
         run = []
-        if token in _ORDINALS:
-            values.append(f"#{_ORDINALS[token]}")
-        elif token in _MULTIPLIERS:
-            values.append(_MULTIPLIERS[token])
+        if token in ORDINALS:
+            values.append(f"#{ORDINALS[token]}")
+        elif token in MULTIPLIERS:
+            values.append(MULTIPLIERS[token])
     return values
 
 
@@ -382,15 +179,15 @@ def _numbers(text: str, tokens: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _units(text: str, tokens: tuple[str, ...]) -> frozenset[str]:
-    found = {_UNITS[c] for c in "%$€£¥" if c in text}
+    found = {UNITS[c] for c in "%$€£¥" if c in text}
     for previous, token in zip(("", *tokens), tokens, strict=False):
-        unit = _lookup(token, _UNITS) if token not in _AMBIGUOUS_UNITS else None
-        if token in _AMBIGUOUS_UNITS and (previous.isdigit() or previous == "°"):
-            unit = _UNITS[token]
+        unit = _lookup(token, UNITS) if token not in AMBIGUOUS_UNITS else None
+        if token in AMBIGUOUS_UNITS and (previous.isdigit() or previous == "°"):
+            unit = UNITS[token]
         if unit:
             found.add(unit)
     for match in re.finditer(r"\d\s?(°?[a-zA-Z]{1,3})\b", text):  # "5kg", "100 °F"
-        unit = _UNITS.get(match.group(1).lower())
+        unit = UNITS.get(match.group(1).lower())
         if unit:
             found.add(unit)
     return frozenset(found)
@@ -428,27 +225,27 @@ def _formats(tokens: tuple[str, ...]) -> frozenset[str]:
     """Output forms asked for; a leading "list" is the verb ("List the planets"), not a form."""
     first = 1 if tokens[:1] == ("please",) else 0
     skip = first + 1 if tokens[first : first + 1] == ("list",) else 0
-    return frozenset(f for t in tokens[skip:] if (f := _lookup(t, _FORMATS)))
+    return frozenset(f for t in tokens[skip:] if (f := _lookup(t, FORMATS)))
 
 
 def _question_type(tokens: tuple[str, ...]) -> str:
     """The kind of answer asked for: person, place, time, reason, quantity, how-X, yes/no, any."""
     for token, following in zip(tokens, (*tokens[1:], ""), strict=True):
-        if token in _QUESTION_TYPES:
-            return _QUESTION_TYPES[token]
+        if token in QUESTION_TYPES:
+            return QUESTION_TYPES[token]
         if token == "how":
-            if following in _AUX or following == "to":
+            if following in AUX or following == "to":
                 return "method"
-            return _HOW_TYPES.get(following, f"how-{following}")
+            return HOW_TYPES.get(following, f"how-{following}")
         if token in ("what", "which"):
             return "any"
-    return "yes/no" if tokens and tokens[0] in _AUX else "any"
+    return "yes/no" if tokens and tokens[0] in AUX else "any"
 
 
 def features(text: str) -> Features:
     """Extract every feature the guards compare."""
     tokens = tokenize(text)
-    negations = sum(any(f in _NEGATIONS for f in _bases(t)) for t in tokens)
+    negations = sum(any(f in NEGATIONS for f in _bases(t)) for t in tokens)
     negations -= f" {' '.join(tokens)} ".count(" or not ")
     return Features(
         tokens=tokens,
@@ -470,7 +267,7 @@ MAX_ORDER_WORDS = 40  # words compared by the direction guard (bounds its cost o
 
 def _content_words(tokens: tuple[str, ...]) -> list[str]:
     """Words that carry the topic: not stopwords, not negations (the negation guard's job)."""
-    return [t for t in tokens if t not in STOPWORDS and not set(_bases(t)) & _NEGATIONS]
+    return [t for t in tokens if t not in STOPWORDS and not set(_bases(t)) & NEGATIONS]
 
 
 def _same_stem(x: str, y: str) -> bool:
@@ -550,7 +347,7 @@ def _unique_positions(tokens: list[str]) -> dict[str, int]:
 
 def _frame(tokens: list[str]) -> list[str]:
     """The words that relate two others: content words and direction markers ("orbit", "to")."""
-    return [t for t in tokens if t not in STOPWORDS or t in _DIRECTION_MARKERS]
+    return [t for t in tokens if t not in STOPWORDS or t in DIRECTION_MARKERS]
 
 
 def agree_format(a: Features, b: Features) -> bool:
@@ -582,11 +379,11 @@ def agree_slots(a: Features, b: Features) -> bool:
 
 def _equivalent(x: str, y: str) -> bool:
     """Same stem ("dicts"), pole ("tallest"/"highest"), unit ("km"/"kilometers") or number."""
-    unit = _lookup(x, _UNITS)
+    unit = _lookup(x, UNITS)
     return (
         _same_stem(x, y)
         or bool(_poles((x,)) & _poles((y,)))
-        or (unit is not None and unit == _lookup(y, _UNITS))
+        or (unit is not None and unit == _lookup(y, UNITS))
         or (bool(_numbers(x, (x,))) and _numbers(x, (x,)) == _numbers(y, (y,)))
     )
 
