@@ -51,6 +51,8 @@ def sentinel_url(tmp_path: Path, servers: Servers) -> tuple[str, list[int]]:
 def cluster_url(tmp_path: Path, servers: Servers) -> tuple[str, list[int]]:
     port = free_port()
     args = ["--port", str(port), "--save", "", "--appendonly", "no", "--cluster-enabled", "yes"]
+    # The bus port defaults to port + 10000, past 65535 for a high free port: choose it too.
+    args += ["--cluster-port", str(free_port())]
     args += ["--cluster-config-file", str(tmp_path / "nodes.conf"), "--dir", str(tmp_path)]
     servers.append(start(args, port))
     node = redis.Redis(port=port)
