@@ -4,8 +4,6 @@ recovery of the scripts after the server lost them (SCRIPT FLUSH ~ a restart).""
 
 from __future__ import annotations
 
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +14,8 @@ from limits import parse
 
 from gateway.limiter import Limiter, Rule
 from gateway.observability.metrics import Metrics
-from tests.gateway_process import free_port
-from tests.test_redis_urls import start
+from tests.redis_servers import Servers, cluster_server, plain_server, sentinel_server, stop_all
 
-Servers = list[subprocess.Popen[bytes]]
 MakeURL = Callable[[Path, Servers], tuple[str, list[int]]]
 
 
@@ -27,40 +23,16 @@ MakeURL = Callable[[Path, Servers], tuple[str, list[int]]]
 def servers() -> Iterator[Servers]:
     running: Servers = []
     yield running
-    for process in running:
-        process.kill()
-        process.wait(5)
-
-
-def plain_server(servers: Servers) -> int:
-    port = free_port()
-    servers.append(start(["--port", str(port), "--save", "", "--appendonly", "no"], port))
-    return port
+    stop_all(running)
 
 
 def sentinel_url(tmp_path: Path, servers: Servers) -> tuple[str, list[int]]:
-    master, sentinel = plain_server(servers), free_port()
-    conf = tmp_path / "sentinel.conf"
-    conf.write_text(
-        f"port {sentinel}\nsentinel monitor gwlimits 127.0.0.1 {master} 1\ndir {tmp_path}\n"
-    )
-    servers.append(start([str(conf), "--sentinel"], sentinel))
+    master, sentinel = sentinel_server(tmp_path, servers, "gwlimits")
     return f"redis+sentinel://127.0.0.1:{sentinel}/gwlimits/0", [master]
 
 
 def cluster_url(tmp_path: Path, servers: Servers) -> tuple[str, list[int]]:
-    port = free_port()
-    args = ["--port", str(port), "--save", "", "--appendonly", "no", "--cluster-enabled", "yes"]
-    # The bus port defaults to port + 10000, past 65535 for a high free port: choose it too.
-    args += ["--cluster-port", str(free_port())]
-    args += ["--cluster-config-file", str(tmp_path / "nodes.conf"), "--dir", str(tmp_path)]
-    servers.append(start(args, port))
-    node = redis.Redis(port=port)
-    node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-    deadline = time.monotonic() + 10
-    while b"cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
-        assert time.monotonic() < deadline, "the one-node cluster never became ok"
-        time.sleep(0.05)
+    port = cluster_server(tmp_path, servers)
     return f"redis+cluster://127.0.0.1:{port}", [port]
 
 
