@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,10 @@ def test_check_command_prints_problems_and_exits_1(tmp_path) -> None:  # type: i
         text=True,
     )
     assert good.returncode == 0, good.stderr
+
+
+@pytest.mark.parametrize("path", sorted(Path("config").glob("*.yaml")), ids=str)
+def test_shipped_example_configs_stay_valid(path: Path) -> None:
+    env = {"OPENAI_API_KEY": "k1", "ANTHROPIC_API_KEY": "k2", "GATEWAY_ADMIN_KEY": "k3"}
+    config = load_config_text(path.read_text(), env={**env, "TEAM_KEY": "k4"})
+    assert config.models
