@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from gateway.config.schema import GatewayConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
+from gateway.http.hot_paths import HotPaths
 from gateway.http.models import models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
@@ -44,10 +46,13 @@ def create_app(
             await reloader.stop()
             await runtime.stop()
 
+    hot = {
+        "/v1/chat/completions": CompletionEndpoint(runtime, "chat"),
+        "/v1/completions": CompletionEndpoint(runtime, "completions"),
+        "/v1/embeddings": CompletionEndpoint(runtime, "embeddings"),
+    }
     routes = [
-        Route("/v1/chat/completions", CompletionEndpoint(runtime, "chat"), methods=["POST"]),
-        Route("/v1/completions", CompletionEndpoint(runtime, "completions"), methods=["POST"]),
-        Route("/v1/embeddings", CompletionEndpoint(runtime, "embeddings"), methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),
@@ -61,6 +66,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
+        middleware=[Middleware(HotPaths, endpoints=hot)],
     )
     # Starlette would answer '/path/' with a redirect built from the client's Host header.
     app.router.redirect_slashes = False
