@@ -359,6 +359,7 @@ class Limiter:
         self.fallback = MemoryWindows()
         self.metrics = metrics
         self.degraded = False
+        self.epoch = 0  # recoveries so far: tells a stale failure from a new outage
         self._probe: asyncio.Task[None] | None = None
 
     async def acquire(self, charges: Sequence[Charge], on_error: str = "open") -> Decision:
@@ -383,10 +384,14 @@ class Limiter:
 
     async def _call(self, method: str, args: tuple[Any, ...], on_error: str) -> Any:
         if not self.degraded:
+            epoch = self.epoch
             try:
                 return await getattr(self.primary, method)(*args)
             except Exception as exc:  # StorageError, connection refused, timeouts
-                self._degrade(exc)
+                # A call begun before the last recovery (its connection was dropped by
+                # it) says nothing about Redis now: it must not start a new outage.
+                if epoch == self.epoch:
+                    self._degrade(exc)
         if on_error == "closed":
             raise LimiterUnavailable("Rate limiting is unavailable; try again shortly.")
         return await getattr(self.fallback, method)(*args)
@@ -407,6 +412,7 @@ class Limiter:
         while not await self.primary.ping():
             await asyncio.sleep(PROBE_SECONDS)
         await self.primary.reset_connections()
+        self.epoch += 1
         self.degraded = False
         self.fallback = MemoryWindows()  # start clean next time
         self.metrics.ratelimit_fallback.set(0)
