@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -56,3 +57,19 @@ def serve_in_thread(app: ASGIApp, **options: object) -> Iterator[RunningServer]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def seconds_until_upstream_closes(
+    gateway_url: str, model: str, closed_at: list[float], limit: float = 1.0
+) -> float:
+    """Start a stream through the gateway, leave after the first event, and return how long
+    the upstream took to record its stream closed (`closed_at`; `limit` + 1 if it never did)."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                break
+    left_at = time.monotonic()
+    while not closed_at and time.monotonic() < left_at + limit:
+        time.sleep(0.01)
+    return closed_at[0] - left_at if closed_at else limit + 1

@@ -23,7 +23,7 @@ from gateway.config import load_config_text
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from tests.anthropic_upstream import FakeAnthropic
 from tests.network_guard import NetworkGuard
-from tests.servers import RunningServer, serve_in_thread
+from tests.servers import RunningServer, seconds_until_upstream_closes, serve_in_thread
 from tests.upstream import FakeUpstream
 
 KEY = "sk-ant-test-secret-123456"
@@ -230,19 +230,8 @@ def test_client_disconnect_mid_stream_closes_upstream_within_a_second(
 ) -> None:
     _, upstream_http = anthropic_server
     anthropic.reset(chunks=200, chunk_delay=0.05)
-    with httpx.stream(
-        "POST",
-        f"{gateway.url}/v1/chat/completions",
-        json={"model": "claude-test", "messages": MESSAGES, "stream": True},
-    ) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                break
-    left_at = time.monotonic()
-    while not anthropic.stream_closed_at and time.monotonic() < left_at + 1.0:
-        time.sleep(0.01)
-    assert anthropic.stream_closed_at, "upstream stream still open 1 s after the client left"
-    assert anthropic.stream_closed_at[0] - left_at < 1.0
+    seconds = seconds_until_upstream_closes(gateway.url, "claude-test", anthropic.stream_closed_at)
+    assert seconds < 1.0, "upstream stream still open 1 s after the client left"
     assert upstream_http.wait_for_connections(0, timeout=1.0) == 0
 
 
