@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth.principal import ANONYMOUS, Principal
-from gateway.types import Endpoint
+from gateway.types import Endpoint, Ingress
 
 
 @dataclass(eq=False, slots=True)
@@ -17,6 +17,12 @@ class RequestContext:
     body: dict[str, Any]
     headers: dict[str, str]  # lower-cased names; the client's, never forwarded upstream
     client_ip: str
+    # The client's wire format. `body` is always the canonical (Chat-Completions-shaped)
+    # request every stage reads; `raw_body` keeps the client's original body for ingress
+    # formats other than OpenAI's, so a deployment that speaks that format natively can
+    # receive it untouched but for the pipeline's decisions (model, output bound).
+    ingress: Ingress = "openai"
+    raw_body: dict[str, Any] | None = None
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""  # the model the client asked for
     target_alias: str = ""  # the alias after routing / experiments

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from gateway.errors import GatewayError
 
 Endpoint = Literal["chat", "completions", "embeddings"]
+# The client-facing API formats: OpenAI (chat, completions, embeddings), the OpenAI
+# Responses API and Anthropic Messages. Every one becomes the canonical request.
+Ingress = Literal["openai", "responses", "anthropic"]
 log = logging.getLogger("gateway")
 
 
