@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth.principal import ANONYMOUS, Principal
+from gateway.formats import Endpoint, Ingress
 from gateway.request import CanonicalRequest
-from gateway.types import Endpoint, Ingress
 
 
 @dataclass(eq=False, slots=True)

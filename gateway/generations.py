@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.pipeline.build import Services
 from gateway.providers.registry import build_provider
+from gateway.services import Services
 from gateway.types import Next, Provider, Reply
 
 log = logging.getLogger("gateway")

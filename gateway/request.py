@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.types import Endpoint
+from gateway.formats import Endpoint
 
 OUTPUT_BOUND_FIELDS = ("max_completion_tokens", "max_tokens")
 CHOICE_FIELDS: dict[Endpoint, tuple[str, ...]] = {
