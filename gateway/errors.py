@@ -9,6 +9,7 @@ GatewayError                      500 api_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
+├── StateUnavailable              503 the state backend failed (feedback, reports)
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
 │   └── UpstreamTimeout           504
@@ -109,6 +110,11 @@ class QuotaExceeded(GatewayError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("code", "insufficient_quota")
         super().__init__(message, **kwargs)
+
+
+class StateUnavailable(GatewayError):
+    status = 503
+    log_level = logging.WARNING
 
 
 class UpstreamError(GatewayError):

@@ -18,7 +18,7 @@ from gateway.auth.keys import KeyExists, KeyStore
 from gateway.budgets import SpendStore
 from gateway.config.access import KEY_ID, KeyPolicy
 from gateway.errors import InvalidRequest
-from gateway.http.admin_auth import Handler, admin_only
+from gateway.http.admin_auth import Handler, admin_only, authenticator
 from gateway.runtime import Runtime
 
 __all__ = ["AdminApi", "Handler", "admin_routes"]
@@ -44,8 +44,7 @@ class AdminApi:
         self.runtime = runtime
 
     def keys(self) -> KeyStore:
-        assert self.runtime.services is not None
-        return KeyStore(self.runtime.config.auth, self.runtime.services.state)
+        return authenticator(self.runtime).keys
 
     def spend(self) -> SpendStore:
         assert self.runtime.services is not None

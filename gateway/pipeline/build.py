@@ -12,7 +12,7 @@ from gateway.errors import GatewayError
 from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
-from gateway.pipeline.access import auth_stages, caps_stages
+from gateway.pipeline.access import auth_stages, caps_stages, limit_stages
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
@@ -21,6 +21,7 @@ from gateway.state import StateBackend
 from gateway.types import Next, Provider, Reply, Stage
 
 if TYPE_CHECKING:  # cache services: imported by their builders only when configured
+    from gateway.auth.authenticator import Authenticator
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
 
@@ -36,6 +37,7 @@ class Services:
     tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
     embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
     cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
+    authenticator: Authenticator | None = None  # keys, admin key, client IPs (gateway/auth)
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
@@ -46,9 +48,10 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
         ),
-        # auth: key -> Principal (401/403); ratelimit: requests before, tokens settled after (429)
-        *auth_stages(config, services),
+        *auth_stages(config, services),  # key -> Principal (401/403)
         Route.build(config, services),  # experiment variant, route rules -> target alias
+        # ratelimit, on the target alias: requests before, tokens settled after (429)
+        *limit_stages(config, services),
         *caps_stages(config, services),  # clamp or refuse max_tokens, input size, budget
         # cache: exact, then semantic; store when the reply completes
         *cache_stages(config, services),

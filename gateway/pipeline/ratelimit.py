@@ -47,9 +47,10 @@ class RateLimit:
         out = rules_for("key", principal.key_id, principal.limits or self.config.default_key)
         if principal.user and not self.config.user.empty:
             out += rules_for("user", principal.user, self.config.user)
-        model = self.config.models.get(ctx.alias)
+        alias = ctx.target_alias or ctx.alias  # this stage runs after route: the target's
+        model = self.config.models.get(alias)
         if model is not None:
-            out += rules_for("model", ctx.alias, model)
+            out += rules_for("model", alias, model)
         return out + rules_for("global", "*", self.config.global_)
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
@@ -83,7 +84,7 @@ class RateLimit:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         if ctx.endpoint == "embeddings":
             return ctx.prompt_tokens_estimate
-        caps = effective_caps(self.caps, ctx.alias, ctx.principal.caps)
+        caps = effective_caps(self.caps, ctx.target_alias or ctx.alias, ctx.principal.caps)
         completion = planned_max_tokens(ctx.body, caps)
         if completion is None:
             completion = self.config.default_completion_estimate
