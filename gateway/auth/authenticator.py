@@ -118,7 +118,7 @@ class Authenticator:
             await self.fail(ip, "unknown", "Invalid API key.")
         assert principal is not None
         if principal.expires_at is not None and _expired(principal.expires_at):
-            await self.fail(ip, "expired", "The API key has expired.")
+            await self.fail(ip, "expired", "Invalid API key.")  # as unknown: no oracle
         return principal
 
     async def lookup(self, key: str) -> Principal | None:
