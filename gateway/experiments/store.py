@@ -129,8 +129,18 @@ class ExperimentStore:
         await self._add(self._key(link.experiment, link.variant), fields)
 
     async def read(self, experiment: str, variants: list[str]) -> dict[str, dict[str, float]]:
-        rows = await self.state.hgetall_many([self._key(experiment, v) for v in variants])
+        keys = [self._key(experiment, v) for v in variants]
+        try:
+            rows = await self.state.hgetall_many(keys)
+        except ValueError:  # a counter that is no number (written by hand): read each alone
+            rows = [await self._read_or_empty(key) for key in keys]
         return dict(zip(variants, rows, strict=True))
+
+    async def _read_or_empty(self, key: str) -> dict[str, float]:
+        try:
+            return (await self.state.hgetall_many([key]))[0]
+        except ValueError:
+            return {}
 
     async def _add(self, key: str, fields: dict[str, float]) -> None:
         await self.state.hincr_many({key: {f: v for f, v in fields.items() if v}})
