@@ -63,7 +63,7 @@ CASES: list[tuple[str, str, str, Callable[[str], object], object, object]] = [
     (
         "metrics.token",
         config(),
-        config(extra="metrics: {token: \"${RELOAD_METRICS_TOKEN}\"}\n"),
+        config(extra='metrics: {token: "${RELOAD_METRICS_TOKEN}"}\n'),
         lambda url: (metrics_open(url), metrics_with_token(url)),
         (200, 200),
         (401, 200),

@@ -19,9 +19,11 @@ from gateway.budgets import SpendStore
 from gateway.config.access import KEY_ID, KeyPolicy
 from gateway.errors import InvalidRequest
 from gateway.http.admin_auth import Handler, admin_only, authenticator
+from gateway.http.request import read_body
 from gateway.runtime import Runtime
 
 __all__ = ["AdminApi", "Handler", "admin_routes"]
+MAX_ADMIN_BODY_BYTES = 64 * 1024  # a key's policy; larger bodies get 413
 
 
 class NotFound(InvalidRequest):
@@ -56,7 +58,7 @@ class AdminApi:
 
     async def create(self, request: Request) -> Response:
         try:
-            data = orjson.loads(await request.body() or b"{}")
+            data = orjson.loads(await read_body(request, MAX_ADMIN_BODY_BYTES) or b"{}")
         except orjson.JSONDecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
         if not isinstance(data, dict):

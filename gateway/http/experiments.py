@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import orjson
@@ -16,6 +15,7 @@ from gateway.experiments.report import build_report
 from gateway.experiments.store import OUTCOMES, ExperimentStore, Feedback, Link
 from gateway.http.admin_auth import Handler, admin_only, caller, error_response
 from gateway.http.openai import REQUEST_ID, CompletionEndpoint
+from gateway.http.request import read_body
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway")
@@ -68,16 +68,14 @@ def parse_feedback(raw: bytes) -> tuple[str, Feedback]:
 def _valid_score(score: Any) -> bool:
     if isinstance(score, bool) or not isinstance(score, int | float):
         return False
-    return math.isfinite(score) and -MAX_SCORE <= score <= MAX_SCORE
+    return -MAX_SCORE <= score <= MAX_SCORE  # False for NaN and infinities too
 
 
 def feedback_endpoint(runtime: Runtime) -> Handler:
     async def feedback(request: Request) -> Response:
-        raw = await request.body()
         try:
-            if len(raw) > MAX_FEEDBACK_BYTES:
-                raise InvalidRequest("The feedback body is too large.")
             principal = await caller(runtime, request)
+            raw = await read_body(request, MAX_FEEDBACK_BYTES)  # bounded, never read whole
             request_id, given = parse_feedback(raw)
             link = await record(runtime, principal.key_id, request_id, given)
         except GatewayError as err:

@@ -165,3 +165,10 @@ def test_the_report_answers_whatever_the_store_holds(gateway: RunningServer, sto
     for variant in answer.json()["variants"]:
         assert variant["requests"] >= 0 and 0 <= variant["error_rate"] <= 1
         assert variant["mean_score"] is None or abs(variant["mean_score"]) < 1e300
+
+
+def test_an_oversized_feedback_body_is_refused_before_it_is_read(gateway: RunningServer) -> None:
+    body = b'{"request_id": "x", "outcome": "accepted", "pad": "' + b"a" * 100_000 + b'"}'
+    answer = feedback(gateway, KEY_A, body)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["type"] == "invalid_request_error"
