@@ -4,8 +4,9 @@ every instance adds to (and reports from) the same numbers.
 Layout: hash `exp:{experiment}:{variant}` holds counters (requests, errors, tokens,
 cost, feedback, latency histogram buckets `lat_{i}`); `exp:req:{key id}|{request_id}`
 holds "experiment\tvariant\tkey id" until feedback can no longer name it, and
-`exp:fb:{key id}|{request_id}` the request's current feedback. Links are scoped by the key
-that made the request: a client-chosen request id cannot reach another key's request.
+`exp:fb:{key id}|{request_id}` the request's current feedback and the hash it was counted
+in. Links are scoped by the key that made the request: a client-chosen request id cannot
+reach another key's request.
 """
 
 from __future__ import annotations
@@ -119,14 +120,23 @@ class ExperimentStore:
         self, request_id: str, link: Link, feedback: Feedback, ttl: float
     ) -> None:
         """One feedback per request: the last one wins and is counted once. The swap is
-        atomic, so concurrent feedbacks telescope to exactly the last one's counts."""
+        atomic, so concurrent feedbacks telescope to exactly the last one's counts; the
+        one replaced is taken back from the variant it was counted in (a request id the key
+        used again may have gone to another variant)."""
         key = _request_key("fb", link.key_id, request_id)
-        previous = Feedback.decode(await self.state.swap(key, feedback.encode(), ttl))
-        fields = feedback.fields()
-        if previous is not None:
-            for name, amount in previous.fields().items():
-                fields[name] = fields.get(name, 0.0) - amount
-        await self._add(self._key(link.experiment, link.variant), fields)
+        counted = self._key(link.experiment, link.variant)
+        value = counted.encode() + b"\n" + feedback.encode()
+        previous = await self.state.swap(key, value, ttl)
+        updates = {counted: feedback.fields()}
+        where, _, was = (previous or b"").partition(b"\n")
+        replaced = Feedback.decode(was) if where.startswith(b"exp:") else None
+        if replaced is not None:
+            undo = updates.setdefault(where.decode(errors="replace"), {})
+            for name, amount in replaced.fields().items():
+                undo[name] = undo.get(name, 0.0) - amount
+        await self.state.hincr_many(
+            {k: {f: v for f, v in fields.items() if v} for k, fields in updates.items()}
+        )
 
     async def read(self, experiment: str, variants: list[str]) -> dict[str, dict[str, float]]:
         keys = [self._key(experiment, v) for v in variants]

@@ -172,3 +172,15 @@ def test_an_oversized_feedback_body_is_refused_before_it_is_read(gateway: Runnin
     answer = feedback(gateway, KEY_A, body)
     assert answer.status_code == 413
     assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_request_id_used_again_moves_its_feedback_without_negative_counts(
+    gateway: RunningServer,
+) -> None:
+    assert chat(gateway, KEY_A, "brief", "again").status_code == 200
+    assert feedback(gateway, KEY_A, {"request_id": "again", "outcome": "accepted"}).is_success
+    assert chat(gateway, KEY_A, "control", "again").status_code == 200  # same id, other variant
+    assert feedback(gateway, KEY_A, {"request_id": "again", "outcome": "rejected"}).is_success
+    counted = variants(gateway)
+    assert counted["brief"]["feedback"] == {"accepted": 0, "rejected": 0, "corrected": 0}
+    assert counted["control"]["feedback"] == {"accepted": 0, "rejected": 1, "corrected": 0}
