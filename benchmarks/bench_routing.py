@@ -42,7 +42,7 @@ from common import (
 from gateway.config import load_config_text
 from gateway.context import RequestContext
 from gateway.observability.metrics import Metrics
-from gateway.pipeline.build import Services
+from gateway.services import Services
 from gateway.pipeline.dispatch import Dispatch
 from gateway.providers.registry import build_providers
 from gateway.routing.router import build_routers

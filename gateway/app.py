@@ -59,9 +59,8 @@ def create_app(
         Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),
         *experiments.routes(runtime),  # route dry-run, feedback, experiment reports
         *admin.admin_routes(runtime),  # /admin/keys (403 while no auth.admin_key is set)
+        Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),  # 404 when disabled
     ]
-    if config.metrics.enabled:
-        routes.append(Route("/metrics", metrics_endpoint(runtime), methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

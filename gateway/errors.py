@@ -10,6 +10,7 @@ GatewayError                      500 api_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
 ├── Unavailable                   503 the gateway cannot serve this now (Retry-After)
+│   ├── StateUnavailable          503 the state backend failed (feedback, reports)
 │   └── ShuttingDown              503 a stream ended by the shutdown grace period
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
@@ -123,6 +124,10 @@ class Unavailable(GatewayError):
 
 class ShuttingDown(Unavailable):
     pass
+
+
+class StateUnavailable(Unavailable):
+    error_type = "api_error"
 
 
 class UpstreamError(GatewayError):

@@ -11,8 +11,8 @@ from gateway.config.schema import GatewayConfig
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
-from gateway.pipeline import build_pipeline, compose
-from gateway.pipeline.access import access_limiter
+from gateway.pipeline.access import access_limiter, build_authenticator
+from gateway.pipeline.build import build_pipeline, compose
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.providers.registry import build_providers
@@ -59,12 +59,14 @@ class Runtime:
         tracing = build_tracing(config.tracing, previous.tracing if previous else None)
         if tracing is not None:
             providers = tracing.providers(providers, config.providers)  # a span per attempt
+        limiter = await access_limiter(config, self.metrics, state, previous)
         return Services(
             metrics=self.metrics,
             providers=providers,
             state=state,
             tracing=tracing,
-            limiter=await access_limiter(config, self.metrics, state, previous),
+            limiter=limiter,
+            authenticator=build_authenticator(config, self.metrics, state, limiter),
             embedder=shared_embedder(config, previous.embedder if previous else None),
             cache=cache_backends(config.cache, state, previous.cache if previous else None),
         )

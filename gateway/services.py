@@ -12,6 +12,7 @@ from gateway.state import StateBackend
 from gateway.types import Provider
 
 if TYPE_CHECKING:  # cache services: imported by their builders only when configured
+    from gateway.auth.authenticator import Authenticator
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
 
@@ -27,3 +28,4 @@ class Services:
     tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
     embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
     cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
+    authenticator: Authenticator | None = None  # keys, admin key, client IPs (gateway/auth)

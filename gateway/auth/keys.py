@@ -49,6 +49,7 @@ def principal_for(key_id: str, policy: KeyPolicy) -> Principal:
         allowed_models=None if policy.models is None else frozenset(policy.models),
         expires_at=policy.expires_at,
         trusted_user=policy.trusted_user,
+        may_force_variant=policy.may_force_variant,
         limits=policy.limits,
         caps=policy.caps,
         budget=policy.budget,
@@ -128,6 +129,7 @@ class KeyStore:
             return False
         await self.state.hdel(BY_HASH, hexdigest.decode())
         await self.state.hdel(BY_ID, key_id)
+        self._cache.pop(hexdigest.decode(), None)  # this instance forgets it at once
         return True
 
     async def records(self) -> list[KeyRecord]:

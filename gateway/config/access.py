@@ -75,6 +75,9 @@ class KeyPolicy(Section):
     models: list[str] | None = Field(None, description="Allowed aliases; omitted: all.")
     expires_at: datetime | None = Field(None, description="ISO 8601; later requests get 401.")
     trusted_user: bool = Field(False, description="May name the user (body `user` / header).")
+    may_force_variant: bool = Field(
+        False, description="May pick an experiment variant with the x-gateway-variant header."
+    )
     limits: ScopeLimits | None = Field(None, description="Overrides limits.default_key.")
     caps: CapsConfig = CapsConfig()
     budget: BudgetConfig = BudgetConfig()

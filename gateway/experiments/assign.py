@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.config.experiments import ExperimentConfig, VariantConfig
 from gateway.context import RequestContext
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, PermissionDenied
 
 FORCE_HEADER = "x-gateway-variant"
 
@@ -59,6 +59,13 @@ class Assigner:
     def assign(self, ctx: RequestContext) -> Assignment:
         forced = ctx.headers.get(FORCE_HEADER)
         if forced:
+            if not ctx.principal.may_force_variant:
+                raise PermissionDenied(
+                    f"This API key may not choose an experiment variant ({FORCE_HEADER}); "
+                    "it needs may_force_variant.",
+                    code="variant_not_allowed",
+                    param=FORCE_HEADER,
+                )
             if forced not in self.config.variants:
                 raise InvalidRequest(
                     f"Experiment '{self.name}' has no variant '{forced}' "

@@ -31,7 +31,10 @@ def add_commands(commands: Commands) -> None:
     replay = eval_sub.add_parser("replay", help="send a scenario file through variants")
     replay.add_argument("file", type=Path)
     replay.add_argument("--variants", required=True, help="comma-separated aliases or variants")
-    replay.add_argument("--experiment", help="the variants are this experiment's (forced)")
+    replay.add_argument(
+        "--experiment",
+        help="the variants are this experiment's, forced (the key needs may_force_variant)",
+    )
     replay.add_argument("--api-key", default=os.environ.get("GATEWAY_API_KEY", "none"))
     _target_options(replay)
     replay.set_defaults(run=run_replay)

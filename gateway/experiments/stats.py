@@ -9,6 +9,8 @@ from typing import Any
 
 from gateway.experiments.store import LATENCY_BOUNDS, OUTCOMES
 
+MAX_COUNTER = 1e15  # past this a stored counter is corrupt, not a count (shown as 0)
+
 
 @dataclass(frozen=True)
 class Significance:
@@ -68,12 +70,25 @@ def two_proportion_z(success_a: int, n_a: int, success_b: int, n_b: int) -> Sign
 
 
 def summarize(raw: dict[str, dict[str, float]], control: str) -> list[VariantResult]:
+    raw = {variant: _sane(fields) for variant, fields in raw.items()}
     judged = {v: _judged(fields) for v, fields in raw.items()}
     base = judged.get(control, (0, 0))
     return [
         _result(variant, fields, variant == control, base, judged[variant])
         for variant, fields in raw.items()
     ]
+
+
+def _sane(fields: dict[str, float]) -> dict[str, float]:
+    """Stored counters as numbers a report can always show: whatever the store holds (a
+    non-number, inf, NaN, a value past any count), never an error. Counts stay >= 0."""
+    sane = {}
+    for name, value in fields.items():
+        number = value if isinstance(value, float | int) else 0.0
+        if not math.isfinite(number) or abs(number) > MAX_COUNTER:
+            number = 0.0
+        sane[name] = float(number if name == "score_sum" or number >= 0 else 0.0)
+    return sane
 
 
 def _judged(fields: dict[str, float]) -> tuple[int, int]:

@@ -18,10 +18,12 @@ from gateway.auth.keys import KeyExists, KeyStore
 from gateway.budgets import SpendStore
 from gateway.config.access import KEY_ID, KeyPolicy
 from gateway.errors import InvalidRequest
-from gateway.http.admin_auth import Handler, admin_only
+from gateway.http.admin_auth import Handler, admin_only, authenticator
+from gateway.http.request import read_body
 from gateway.runtime import Runtime
 
 __all__ = ["AdminApi", "Handler", "admin_routes"]
+MAX_ADMIN_BODY_BYTES = 64 * 1024  # a key's policy; larger bodies get 413
 
 
 class NotFound(InvalidRequest):
@@ -44,8 +46,7 @@ class AdminApi:
         self.runtime = runtime
 
     def keys(self) -> KeyStore:
-        assert self.runtime.services is not None
-        return KeyStore(self.runtime.config.auth, self.runtime.services.state)
+        return authenticator(self.runtime).keys
 
     def spend(self) -> SpendStore:
         assert self.runtime.services is not None
@@ -57,7 +58,7 @@ class AdminApi:
 
     async def create(self, request: Request) -> Response:
         try:
-            data = orjson.loads(await request.body() or b"{}")
+            data = orjson.loads(await read_body(request, MAX_ADMIN_BODY_BYTES) or b"{}")
         except orjson.JSONDecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
         if not isinstance(data, dict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
 from typing import Any
 
 import orjson
@@ -10,18 +10,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.auth.keys import KeyStore
-from gateway.config.access import AuthConfig
-from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest, StateUnavailable
 from gateway.experiments.report import build_report
-from gateway.experiments.store import OUTCOMES, ExperimentStore
-from gateway.http.admin_auth import admin_only
-from gateway.http.openai import CompletionEndpoint
-from gateway.pipeline.auth import presented_key
+from gateway.experiments.store import OUTCOMES, ExperimentStore, Feedback, Link
+from gateway.http.admin_auth import Handler, admin_only, caller, error_response
+from gateway.http.openai import REQUEST_ID, CompletionEndpoint
+from gateway.http.request import read_body
 from gateway.runtime import Runtime
 
-Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("gateway")
 MAX_FEEDBACK_BYTES = 16 * 1024
+MAX_SCORE = 1e6  # scores are summed: bounded, so no sum can overflow to inf
+DEFAULT_FEEDBACK_TTL = 7 * 24 * 3600.0  # for an experiment removed by a reload
 
 
 class NotFound(InvalidRequest):
@@ -38,12 +38,8 @@ def routes(runtime: Runtime) -> list[Route]:
     ]
 
 
-def _error(err: GatewayError) -> Response:
-    return JSONResponse(err.to_body(), status_code=err.http_status)
-
-
-def parse_feedback(raw: bytes) -> tuple[str, str | None, float | None]:
-    """(request_id, outcome, score) from a feedback body, or InvalidRequest."""
+def parse_feedback(raw: bytes) -> tuple[str, Feedback]:
+    """(request_id, feedback) from a feedback body, or InvalidRequest."""
     try:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -51,66 +47,39 @@ def parse_feedback(raw: bytes) -> tuple[str, str | None, float | None]:
     if not isinstance(body, dict):
         raise InvalidRequest("The feedback body must be a JSON object.")
     request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidRequest("'request_id' is required.", param="request_id")
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise InvalidRequest(
+            "'request_id' is required: the x-request-id of an answer.", param="request_id"
+        )
     outcome = body.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise InvalidRequest(f"'outcome' must be one of {', '.join(OUTCOMES)}.", param="outcome")
     score = body.get("score")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
-        raise InvalidRequest("'score' must be a number.", param="score")
+    if score is not None and not _valid_score(score):
+        raise InvalidRequest(
+            f"'score' must be a finite number between {-MAX_SCORE:g} and {MAX_SCORE:g}.",
+            param="score",
+        )
     if outcome is None and score is None:
         raise InvalidRequest("Give an 'outcome', a 'score', or both.")
-    return request_id, outcome, None if score is None else float(score)
+    return request_id, Feedback(outcome, None if score is None else float(score))
 
 
-class FeedbackAuth:
-    """When keys are configured, feedback needs a valid key: the one that made the request
-    (anyone else is told the request does not exist)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._keys: tuple[AuthConfig, KeyStore] | None = None
-
-    async def key_id(self, request: Request) -> str | None:
-        """The caller's key id; None when auth is off. AuthenticationFailed when invalid."""
-        config = self.runtime.config.auth
-        if not config.enabled or self.runtime.services is None:
-            return None
-        if self._keys is None or self._keys[0] is not config:  # rebuilt after a reload
-            self._keys = (config, KeyStore(config, self.runtime.services.state))
-        presented = presented_key(dict(request.headers))
-        principal = await self._keys[1].lookup(presented) if presented else None
-        if principal is None:
-            raise AuthenticationFailed("A valid API key is required to send feedback.")
-        return principal.key_id
+def _valid_score(score: Any) -> bool:
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        return False
+    return -MAX_SCORE <= score <= MAX_SCORE  # False for NaN and infinities too
 
 
 def feedback_endpoint(runtime: Runtime) -> Handler:
-    auth = FeedbackAuth(runtime)
-
     async def feedback(request: Request) -> Response:
-        raw = await request.body()
         try:
-            if len(raw) > MAX_FEEDBACK_BYTES:
-                raise InvalidRequest("The feedback body is too large.")
-            caller = await auth.key_id(request)
-            request_id, outcome, score = parse_feedback(raw)
-            assert runtime.services is not None
-            store = ExperimentStore(runtime.services.state)
-            link = await store.lookup(request_id)
-            if link is None or (caller is not None and link.key_id != caller):
-                raise NotFound(
-                    f"No experiment request with id '{request_id}' (unknown or expired).",
-                    code="request_not_found",
-                    param="request_id",
-                )
+            principal = await caller(runtime, request)
+            raw = await read_body(request, MAX_FEEDBACK_BYTES)  # bounded, never read whole
+            request_id, given = parse_feedback(raw)
+            link = await record(runtime, principal.key_id, request_id, given)
         except GatewayError as err:
-            return _error(err)
-        await store.record_feedback(link.experiment, link.variant, outcome, score)
-        if link.experiment in runtime.config.experiments:  # bounded labels: configured only
-            label = outcome or "score"
-            runtime.metrics.experiment_feedback.labels(link.experiment, link.variant, label).inc()
+            return error_response(err)
         return JSONResponse(
             {
                 "object": "feedback",
@@ -123,13 +92,46 @@ def feedback_endpoint(runtime: Runtime) -> Handler:
     return feedback
 
 
+async def record(runtime: Runtime, key_id: str, request_id: str, given: Feedback) -> Link:
+    """Record the caller's feedback on its own request (links are scoped by key: another
+    key's request id reads as unknown)."""
+    assert runtime.services is not None
+    store = ExperimentStore(runtime.services.state)
+    try:
+        link = await store.lookup(key_id, request_id)
+        if link is None:
+            raise NotFound(
+                "No experiment request with this id (unknown or expired).",
+                code="request_not_found",
+                param="request_id",
+            )
+        experiment = runtime.config.experiments.get(link.experiment)
+        ttl = experiment.feedback_ttl_seconds if experiment else DEFAULT_FEEDBACK_TTL
+        await store.record_feedback(request_id, link, given, ttl)
+    except GatewayError:
+        raise
+    except Exception:
+        log.warning("feedback not recorded: state backend failed", exc_info=True)
+        raise StateUnavailable("Feedback cannot be recorded right now; try again.") from None
+    if experiment is not None:  # bounded labels: configured experiments only
+        label = given.outcome or "score"
+        runtime.metrics.experiment_feedback.labels(link.experiment, link.variant, label).inc()
+    return link
+
+
 def report_endpoint(runtime: Runtime) -> Handler:
     async def report(request: Request) -> Response:
         name = request.path_params["name"]
         experiment = runtime.config.experiments.get(name)
         if experiment is None or runtime.services is None:
-            return _error(NotFound(f"No experiment named '{name}'.", code="not_found"))
+            return error_response(NotFound(f"No experiment named '{name}'.", code="not_found"))
         store = ExperimentStore(runtime.services.state)
-        return JSONResponse(await build_report(store, name, experiment))
+        try:
+            body = await build_report(store, name, experiment)
+        except Exception:
+            log.warning("experiment report failed: state backend failed", exc_info=True)
+            err = StateUnavailable("The experiment's counters cannot be read right now.")
+            return error_response(err)
+        return JSONResponse(body)
 
     return admin_only(runtime, report)

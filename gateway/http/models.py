@@ -1,6 +1,6 @@
 """GET /v1/models: the aliases and routes a caller may use.
 
-With keys configured it needs a valid key, checked by the auth stage's own code (per-IP
+With keys configured it needs a valid key, checked by the generation's Authenticator (per-IP
 limits, failed attempts counted, expiry), and lists only what that key may use (as
 OpenAI's endpoint does). In the quickstart (no keys) it stays open and lists everything.
 """
@@ -10,58 +10,17 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth.keys import KeyStore
-from gateway.auth.principal import ANONYMOUS, Principal
-from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.http.admin_auth import Handler
-from gateway.http.openai import request_id
-from gateway.pipeline.access import build_limiter
-from gateway.pipeline.auth import Auth
+from gateway.http.admin_auth import Handler, caller, error_response
 from gateway.runtime import Runtime
 
 
-class ModelsAuth:
-    """The auth stage's key check, rebuilt whenever a reload swaps the config or services."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._built: tuple[object, object, Auth] | None = None
-
-    def auth(self) -> Auth:
-        config, services = self.runtime.config, self.runtime.services
-        assert services is not None
-        built = self._built
-        if built is None or built[0] is not config or built[1] is not services:
-            limiter = services.limiter or build_limiter(config, services.metrics)
-            keys = KeyStore(config.auth, services.state)
-            auth = Auth(config.auth, config.limits, keys, limiter, services.metrics)
-            self._built = (config, services, auth)
-        return self._built[2]
-
-    async def principal(self, request: Request) -> Principal:
-        if not self.runtime.config.auth.enabled:
-            return ANONYMOUS
-        ctx = RequestContext(
-            request_id=request_id(request),
-            endpoint="chat",  # unused by the key check
-            body={},
-            headers=dict(request.headers),
-            client_ip=request.client.host if request.client else "",
-        )
-        auth = self.auth()
-        await auth.admit(ctx)
-        return await auth.identify(ctx)
-
-
 def models_endpoint(runtime: Runtime) -> Handler:
-    check = ModelsAuth(runtime)
-
     async def models(request: Request) -> Response:
         try:
-            principal = await check.principal(request)
+            principal = await caller(runtime, request)
         except GatewayError as err:
-            return JSONResponse(err.to_body(), status_code=err.http_status, headers=err.headers)
+            return error_response(err)
         created = int(runtime.started_at)
         aliases = [*runtime.config.models, *runtime.config.routes]
         data = [

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.errors import AuthenticationFailed
+from gateway.auth.authenticator import presented_key, same_secret
+from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from gateway.observability.multiprocess import exposition
 from gateway.runtime import Runtime
 
@@ -30,14 +30,19 @@ def ready_endpoint(runtime: Runtime) -> Handler:
 
 
 def metrics_endpoint(runtime: Runtime) -> Handler:
-    token = runtime.config.metrics.token
+    """Reads `metrics.enabled` and `metrics.token` per request: a reload changes them."""
 
     async def metrics(request: Request) -> Response:
-        if token is not None:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-                err = AuthenticationFailed("A valid metrics token is required.")
-                return JSONResponse(err.to_body(), status_code=err.status)
+        settings = runtime.config.metrics
+        if not settings.enabled:
+            err: GatewayError = InvalidRequest("Unknown path.", code="not_found")
+            return JSONResponse(err.to_body(), status_code=404)
+        token = settings.token
+        if token is not None and not same_secret(
+            presented_key(request.headers), token.get_secret_value()
+        ):
+            err = AuthenticationFailed("A valid metrics token is required.")
+            return JSONResponse(err.to_body(), status_code=err.status)
         return Response(exposition(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -1,5 +1,4 @@
-"""The request pipeline: an ordered list of stages, outermost first (see build_pipeline)."""
+"""The request pipeline: an ordered list of stages, outermost first (see build.build_pipeline).
 
-from gateway.pipeline.build import build_pipeline, compose
-
-__all__ = ["build_pipeline", "compose"]
+Nothing is imported here, so that a lower layer may use one stage module's helpers without
+loading the whole pipeline (and cycling back to itself)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from gateway.auth.keys import KeyStore
+from gateway.auth.authenticator import Authenticator
 from gateway.budgets import SpendStore
 from gateway.config.schema import GatewayConfig
 from gateway.limiter import Limiter
@@ -56,18 +56,30 @@ def price_book(config: GatewayConfig) -> PriceBook:
     return PriceBook(overrides)
 
 
-def auth_stages(config: GatewayConfig, services: Services) -> list[Stage]:
-    """auth, then ratelimit (both before route)."""
+def build_authenticator(
+    config: GatewayConfig, metrics: Metrics, state: StateBackend, limiter: Limiter | None
+) -> Authenticator:
+    """The generation's one Authenticator (pipeline and HTTP handlers share it)."""
     # Services built without a limiter (tests, tools) must not switch authentication off.
+    limiter = limiter or build_limiter(config, metrics)
+    return Authenticator.build(config.auth, config.limits, state, limiter, metrics)
+
+
+def auth_stages(config: GatewayConfig, services: Services) -> list[Stage]:
+    """auth (before route): key -> Principal, per-IP limits."""
+    authenticator = services.authenticator or build_authenticator(
+        config, services.metrics, services.state, services.limiter
+    )
+    return [Auth(authenticator)] if authenticator.guards else []
+
+
+def limit_stages(config: GatewayConfig, services: Services) -> list[Stage]:
+    """ratelimit (after route, so that limits.models apply to the alias the request is
+    sent to): requests before the call, tokens settled after."""
+    if not uses_limits(config):
+        return []
     limiter = services.limiter or build_limiter(config, services.metrics)
-    stages: list[Stage] = []
-    limits = config.limits
-    if config.auth.enabled or not limits.ip.empty or limits.trusted_proxies:
-        keys = KeyStore(config.auth, services.state)
-        stages.append(Auth(config.auth, limits, keys, limiter, services.metrics))
-    if uses_limits(config):
-        stages.append(RateLimit(limits, config.caps, limiter))
-    return stages
+    return [RateLimit(config.limits, config.caps, limiter)]
 
 
 def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:

@@ -8,7 +8,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.observability.tracing import Tracing
-from gateway.pipeline.access import auth_stages, caps_stages
+from gateway.pipeline.access import auth_stages, caps_stages, limit_stages
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
@@ -25,9 +25,10 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
         ),
-        # auth: key -> Principal (401/403); ratelimit: requests before, tokens settled after (429)
-        *auth_stages(config, services),
+        *auth_stages(config, services),  # key -> Principal (401/403)
         Route.build(config, services),  # experiment variant, route rules -> target alias
+        # ratelimit, on the target alias: requests before, tokens settled after (429)
+        *limit_stages(config, services),
         *caps_stages(config, services),  # clamp or refuse max_tokens, input size, budget
         # cache: exact, then semantic; store when the reply completes
         *cache_stages(config, services),

@@ -83,7 +83,8 @@ class Dispatch:
             raise ModelNotFound(ctx.target_alias)
         deadline = time.monotonic() + first.retry.deadline_seconds
         attempts: Attempts = []
-        chain = [ctx.target_alias, *first.fallbacks]
+        allowed = [a for a in first.fallbacks if ctx.principal.may_use(a)]  # never call others
+        chain = [ctx.target_alias, *allowed]
         for index, alias in enumerate(chain):
             if index:
                 self.metrics.fallbacks.labels(chain[0], alias).inc()

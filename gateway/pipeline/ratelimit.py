@@ -9,31 +9,14 @@ trip (gateway/limiter.py). Every answer carries OpenAI's x-ratelimit-* headers.
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterable
-from functools import lru_cache
-
-from limits import RateLimitItem
-from limits import parse as parse_rate
-
 from gateway.accounting.caps import effective_caps, planned_output
-from gateway.config.access import CapsSection, LimitsConfig, ScopeLimits
+from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
-from gateway.errors import RateLimited
-from gateway.limiter import Charge, Decision, Limiter, Rule, Window
+from gateway.limiter import Charge, Limiter, Rule
+from gateway.ratelimit.headers import ratelimit_headers, refusal
+from gateway.ratelimit.rules import rules_for
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
-
-
-@lru_cache(maxsize=4096)
-def rate(text: str) -> RateLimitItem:
-    return parse_rate(text)
-
-
-def rules_for(scope: str, identity: str, limits: ScopeLimits) -> list[Rule]:
-    out = [Rule(scope, "requests", rate(r), identity) for r in limits.requests]
-    return out + [Rule(scope, "tokens", rate(r), identity) for r in limits.tokens]
 
 
 class RateLimit:
@@ -47,9 +30,10 @@ class RateLimit:
         out = rules_for("key", principal.key_id, principal.limits or self.config.default_key)
         if principal.user and not self.config.user.empty:
             out += rules_for("user", principal.user, self.config.user)
-        model = self.config.models.get(ctx.alias)
+        alias = ctx.target_alias or ctx.alias  # this stage runs after route: the target's
+        model = self.config.models.get(alias)
         if model is not None:
-            out += rules_for("model", ctx.alias, model)
+            out += rules_for("model", alias, model)
         return out + rules_for("global", "*", self.config.global_)
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
@@ -83,7 +67,7 @@ class RateLimit:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         if ctx.endpoint == "embeddings":
             return ctx.prompt_tokens_estimate
-        caps = effective_caps(self.caps, ctx.alias, ctx.principal.caps)
+        caps = effective_caps(self.caps, ctx.target_alias or ctx.alias, ctx.principal.caps)
         completion = planned_output(ctx.request, caps)
         if completion is None:
             completion = self.config.default_completion_estimate
@@ -92,49 +76,3 @@ class RateLimit:
     async def settle(self, charges: list[Charge], used: int) -> None:
         """Replace each reservation by the tokens really used (positive or negative delta)."""
         await self.limiter.add([(rule, used - reserved) for rule, reserved in charges])
-
-
-def refusal(decision: Decision) -> RateLimited:
-    rule = decision.refused
-    assert rule is not None
-    retry = int(decision.retry_after())
-    limit = f"{rule.item.amount} {rule.kind} per {_per(rule.item)}"
-    headers = {"retry-after": str(retry), **ratelimit_headers(decision.windows)}
-    return RateLimited(
-        f"Rate limit reached for {rule.scope} ({limit}). Try again in {retry}s.",
-        code=f"rate_limit_exceeded_{rule.scope}",
-        headers=headers,
-    )
-
-
-def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
-    """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
-    tightest: dict[str, Window] = {}
-    for window in windows:
-        kind = window.rule.kind
-        if kind not in tightest or window.remaining < tightest[kind].remaining:
-            tightest[kind] = window
-    now = time.time()
-    headers = {}
-    for kind, window in tightest.items():
-        headers[f"x-ratelimit-limit-{kind}"] = str(window.rule.item.amount)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(window.remaining)
-        headers[f"x-ratelimit-reset-{kind}"] = duration(window.reset_at - now)
-    return headers
-
-
-def duration(seconds: float) -> str:
-    """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
-    total = max(0, math.ceil(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
-def _per(item: RateLimitItem) -> str:
-    unit = item.GRANULARITY.name
-    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"

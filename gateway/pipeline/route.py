@@ -86,6 +86,7 @@ class Route:
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
         resolution = await self.resolve(ctx)
+        ctx.principal.require(resolution.target)  # policy is the target's, not the name's
         ctx.target_alias = resolution.target
         decision, assignment = resolution.decision, resolution.assignment
         if ctx.dry_run:

@@ -16,6 +16,10 @@ class StateBackend(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
+    async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
+        """Set `key` and return its previous value, atomically (one writer wins each step)."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
     async def incr(self, key: str, amount: float, ttl: float | None = None) -> float:

@@ -34,6 +34,11 @@ class MemoryState:
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._values[key] = (value, _deadline(ttl))
 
+    async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
+        previous = await self.get(key)
+        await self.set(key, value, ttl)
+        return previous
+
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
         self._hashes.pop(key, None)

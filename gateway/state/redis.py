@@ -24,6 +24,11 @@ class RedisState:
         px = int(ttl * 1000) if ttl else None
         await self.client.set(self.prefix + key, value, px=px)
 
+    async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
+        px = int(ttl * 1000) if ttl else None
+        previous: bytes | None = await self.client.set(self.prefix + key, value, px=px, get=True)
+        return previous
+
     async def delete(self, key: str) -> None:
         await self.client.delete(self.prefix + key)
 

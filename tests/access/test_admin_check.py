@@ -9,14 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
-from starlette.requests import Request
 
 from gateway.app import create_app
+from gateway.auth.authenticator import Authenticator
 from gateway.config import load_config
-from gateway.config.access import AuthConfig
-from gateway.config.schema import GatewayConfig
+from gateway.config.access import AuthConfig, LimitsConfig
 from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from gateway.http.admin_auth import check_admin
+from gateway.limiter import Limiter
+from gateway.observability.metrics import Metrics
+from gateway.state.memory import MemoryState
 from tests.servers import serve_in_thread
 
 ADMIN = "adm-check-secret-0123456789"
@@ -30,14 +31,11 @@ ADMIN_ENDPOINTS = [
 ]
 
 
-def request_with(headers: dict[str, str]) -> Request:
-    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    return Request({"type": "http", "method": "GET", "path": "/admin/keys", "headers": raw})
-
-
-def config_with(admin_key: str | None) -> GatewayConfig:
+def authenticator_with(admin_key: str | None) -> Authenticator:
     auth = AuthConfig(admin_key=SecretStr(admin_key) if admin_key else None)
-    return GatewayConfig.model_construct(auth=auth)
+    metrics = Metrics()
+    limiter = Limiter("memory://", "t:", metrics)
+    return Authenticator.build(auth, LimitsConfig(), MemoryState(), limiter, metrics)
 
 
 @pytest.mark.parametrize(
@@ -53,14 +51,15 @@ def config_with(admin_key: str | None) -> GatewayConfig:
         (ADMIN, {"x-api-key": ADMIN}, None),
     ],
 )
-def test_admin_check_decides_by_the_configured_key(
+async def test_admin_check_decides_by_the_configured_key(
     admin_key: str | None, headers: dict[str, str], refused: type[GatewayError] | None
 ) -> None:
+    auth = authenticator_with(admin_key)
     if refused is None:
-        check_admin(request_with(headers), config_with(admin_key))
+        await auth.admin(headers, "10.0.0.1")
         return
     with pytest.raises(refused) as caught:
-        check_admin(request_with(headers), config_with(admin_key))
+        await auth.admin(headers, "10.0.0.1")
     assert ADMIN not in caught.value.message and "wrong" not in caught.value.message
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.pipeline.ratelimit import duration
+from gateway.ratelimit.headers import duration
 from gateway.tokens import count_prompt_tokens
 from tests.access.conftest import KEY_A, KEYS_YAML, redis_state
 from tests.servers import RunningServer

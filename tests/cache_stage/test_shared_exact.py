@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import httpx
+import redis
 
 from tests.conftest import upstream_config
 from tests.gateway_process import gateway_process
 from tests.upstream import FakeUpstream
+
+
+def wait_for_keys(redis_url: str, prefix: str, seconds: float = 10.0) -> None:
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + seconds
+    try:
+        while not list(client.scan_iter(prefix + "*", count=1000)):
+            assert time.monotonic() < deadline, "the first reply was never stored"
+            time.sleep(0.02)
+    finally:
+        client.close()
 
 
 def test_redis_cache_is_shared_between_two_gateway_processes(
@@ -26,6 +39,7 @@ cache: {{enabled: true}}
     with gateway_process(config) as first, gateway_process(config) as second:
         stored = httpx.post(f"{first.url}/v1/chat/completions", json=body, timeout=10)
         assert stored.headers["x-gateway-cache"] == "miss"
+        wait_for_keys(redis_url, prefix)  # the store runs when the reply completes
         body_stream = {**body, "stream": True}
         served = httpx.post(f"{second.url}/v1/chat/completions", json=body, timeout=10)
         streamed = httpx.post(f"{second.url}/v1/chat/completions", json=body_stream, timeout=10)

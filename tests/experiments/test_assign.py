@@ -11,7 +11,7 @@ import pytest
 from gateway.auth.principal import Principal
 from gateway.config.experiments import ExperimentConfig, VariantConfig
 from gateway.context import RequestContext
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, PermissionDenied
 from gateway.experiments.assign import Assigner, apply_variant, unit_of
 
 SPLIT = ExperimentConfig.model_validate(
@@ -34,7 +34,11 @@ def ctx(body: dict[str, Any] | None = None, headers: dict[str, str] | None = Non
         body=body or {"messages": []},
         headers=headers or {},
         client_ip="",
-        principal=Principal(key_id=who.get("key_id", "key-1"), user=who.get("user")),
+        principal=Principal(
+            key_id=who.get("key_id", "key-1"),
+            user=who.get("user"),
+            may_force_variant=who.get("may_force", True),
+        ),
     )
 
 
@@ -69,6 +73,15 @@ def test_unit_is_body_user_then_key_user_then_key(
     body: dict[str, Any], who: dict[str, str], unit: str
 ) -> None:
     assert unit_of(ctx(body, **who)) == unit
+
+
+@pytest.mark.parametrize("variant", ["staff-only", "control", "no-such-variant"])
+def test_forcing_a_variant_needs_the_permission(variant: str) -> None:
+    """Without may_force_variant every forced name is 403, known or not (nothing leaks)."""
+    refused = ctx(headers={"x-gateway-variant": variant}, may_force=False)
+    with pytest.raises(PermissionDenied) as caught:
+        Assigner("e", SPLIT).assign(refused)
+    assert caught.value.param == "x-gateway-variant" and variant not in caught.value.message
 
 
 def test_header_forces_a_variant_even_with_zero_weight() -> None:

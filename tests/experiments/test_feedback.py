@@ -30,7 +30,9 @@ experiments:
       brief: {target: smart, system_prompt: "Be brief.", params: {temperature: 0}}
 auth:
   admin_key: ${ADMIN_KEY}
-  keys: [{id: tester, api_key: "${CLIENT_KEY}"}, {id: other, api_key: "${OTHER_KEY}"}]
+  keys:
+    - {id: tester, api_key: "${CLIENT_KEY}", may_force_variant: true}
+    - {id: other, api_key: "${OTHER_KEY}", may_force_variant: true}
 pricing:
   fast-1: {input_per_mtok: 1000, output_per_mtok: 2000}
 """

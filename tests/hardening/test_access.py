@@ -181,10 +181,9 @@ def test_key_lookup_compares_only_hashes_so_a_matching_prefix_gains_nothing(
     digest: a key sharing all but its last character with the real one follows exactly the
     path of an unrelated key (no early exit on a prefix; proven structurally, not timed)."""
     from gateway.auth import keys as keys_module
-    from gateway.pipeline.auth import Auth
 
-    stage = next(s for s in _stages(gw) if isinstance(s, Auth))
-    store = stage.keys  # type: ignore[attr-defined]
+    assert gw.runtime.services is not None and gw.runtime.services.authenticator is not None
+    store = gw.runtime.services.authenticator.keys
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in store.static), "keys kept as sha256"
     hashed: list[str] = []
     real_digest = keys_module.digest
@@ -194,20 +193,6 @@ def test_key_lookup_compares_only_hashes_so_a_matching_prefix_gains_nothing(
     assert gw.run(store.lookup(near)) is None
     assert gw.run(store.lookup(far)) is None
     assert hashed == [near, far]
-
-
-def _stages(gw: Gateway) -> list:
-    return list(getattr(gw.runtime, "stages", []) or _find_stages(gw))
-
-
-def _find_stages(gw: Gateway) -> list:
-    import gc
-
-    from gateway.pipeline.auth import Auth
-
-    return [
-        o for o in gc.get_objects() if isinstance(o, Auth) and o.config is gw.runtime.config.auth
-    ]
 
 
 def test_no_gateway_or_admin_key_in_logs_errors_metrics_or_headers(gw: Gateway) -> None:

@@ -1,0 +1,58 @@
+"""What a client reads of a limit: the 429 refusal and OpenAI's x-ratelimit-* headers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+from limits import RateLimitItem
+
+from gateway.errors import RateLimited
+from gateway.limiter import Decision, Window
+
+
+def refusal(decision: Decision) -> RateLimited:
+    rule = decision.refused
+    assert rule is not None
+    retry = int(decision.retry_after())
+    limit = f"{rule.item.amount} {rule.kind} per {_per(rule.item)}"
+    headers = {"retry-after": str(retry), **ratelimit_headers(decision.windows)}
+    return RateLimited(
+        f"Rate limit reached for {rule.scope} ({limit}). Try again in {retry}s.",
+        code=f"rate_limit_exceeded_{rule.scope}",
+        headers=headers,
+    )
+
+
+def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
+    """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
+    tightest: dict[str, Window] = {}
+    for window in windows:
+        kind = window.rule.kind
+        if kind not in tightest or window.remaining < tightest[kind].remaining:
+            tightest[kind] = window
+    now = time.time()
+    headers = {}
+    for kind, window in tightest.items():
+        headers[f"x-ratelimit-limit-{kind}"] = str(window.rule.item.amount)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(window.remaining)
+        headers[f"x-ratelimit-reset-{kind}"] = duration(window.reset_at - now)
+    return headers
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
+    total = max(0, math.ceil(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _per(item: RateLimitItem) -> str:
+    unit = item.GRANULARITY.name
+    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
