@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
+from gateway.usage_bounds import sane_tokens
+
 if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
@@ -34,7 +36,8 @@ class Usage:
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
         if not isinstance(usage, dict):
             return None
-        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return cls(sane_tokens(prompt, "prompt_tokens"), sane_tokens(completion, "completion"))
 
 
 CompletionCallback = Callable[["Reply"], Awaitable[None]]

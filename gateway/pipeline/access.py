@@ -25,11 +25,16 @@ if TYPE_CHECKING:
     from gateway.pipeline.build import Services
 
 
-def build_limiter(config: GatewayConfig, metrics: Metrics) -> Limiter:
-    """The limiter's storage follows the state backend: memory:// or its Redis URL."""
-    state = config.state
-    url = state.redis_url if state.backend == "redis" else "memory://"
-    return Limiter(url, state.key_prefix, metrics)
+def build_limiter(
+    config: GatewayConfig, metrics: Metrics, state: StateBackend | None = None
+) -> Limiter:
+    """The limiter's storage follows the state backend: memory:// or its Redis URL; it
+    shares the backend's view of Redis health (one outage view per process)."""
+    section = config.state
+    url = section.redis_url if section.backend == "redis" else "memory://"
+    health = state.health if state is not None else None
+    pool = (section.redis_pool_size, section.redis_pool_timeout_seconds)
+    return Limiter(url, section.key_prefix, metrics, health, *pool)
 
 
 def uses_limits(config: GatewayConfig) -> bool:
@@ -59,7 +64,7 @@ def price_book(config: GatewayConfig) -> PriceBook:
 def auth_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     """auth, then ratelimit (both before route)."""
     # Services built without a limiter (tests, tools) must not switch authentication off.
-    limiter = services.limiter or build_limiter(config, services.metrics)
+    limiter = services.limiter or build_limiter(config, services.metrics, services.state)
     stages: list[Stage] = []
     limits = config.limits
     if config.auth.enabled or not limits.ip.empty or limits.trusted_proxies:
@@ -88,4 +93,4 @@ async def access_limiter(
         await asyncio.to_thread(encoder)
     if previous is not None and previous.limiter is not None and previous.state is state:
         return previous.limiter
-    return build_limiter(config, metrics)
+    return build_limiter(config, metrics, state)

@@ -24,6 +24,7 @@ from gateway.limiter import Charge, Decision, Limiter, Rule, Window
 from gateway.pipeline.caps import effective_caps, planned_max_tokens
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
+from gateway.usage_bounds import sane_tokens
 
 
 @lru_cache(maxsize=4096)
@@ -68,12 +69,12 @@ class RateLimit:
         try:
             reply = await call_next(ctx)
         except BaseException:
-            await self.settle(token_charges, 0)
+            await self.settle(decision, token_charges, 0)
             raise
 
         async def settle(done: Reply) -> None:
-            used = done.usage.total_tokens if done.usage is not None else 0
-            await self.settle(token_charges, used)
+            used = sane_tokens(done.usage.total_tokens) if done.usage is not None else 0
+            await self.settle(decision, token_charges, used)
 
         reply.on_complete(settle)
         return reply
@@ -89,9 +90,11 @@ class RateLimit:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion
 
-    async def settle(self, charges: list[Charge], used: int) -> None:
-        """Replace each reservation by the tokens really used (positive or negative delta)."""
-        await self.limiter.add([(rule, used - reserved) for rule, reserved in charges])
+    async def settle(self, decision: Decision, charges: list[Charge], used: int) -> None:
+        """Replace each reservation by the tokens really used (positive or negative delta),
+        on the windows that took it; queued and retried when Redis cannot take it now."""
+        deltas = [(rule, used - reserved) for rule, reserved in charges]
+        await self.limiter.settle(decision, deltas)
 
 
 def refusal(decision: Decision) -> RateLimited:

@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gateway.state.health import PoolExhausted
 
 SENTINEL_PORT = 26379
 REDIS_PORT = 6379
@@ -45,7 +49,11 @@ def parse_nodes_url(url: str, default_port: int) -> NodesURL:
 
 
 def redis_client(url: str, **options: Any) -> Any:
-    """A redis.asyncio client (plain, Sentinel-managed master, or Cluster) for `url`."""
+    """A redis.asyncio client (plain, Sentinel-managed master, or Cluster) for `url`.
+    `pool_size` and `pool_timeout`: a bounded, blocking pool (plain and unix URLs)."""
+    if "+sentinel://" in url or "+cluster://" in url:
+        options.pop("pool_size", None)
+        options.pop("pool_timeout", None)
     if "+sentinel://" in url:
         return _sentinel_master(url, options)
     if "+cluster://" in url:
@@ -59,7 +67,25 @@ def redis_client(url: str, **options: Any) -> Any:
             ssl=parsed.tls,
             **options,
         )
-    return aioredis.Redis.from_url(url, **options)
+    pool_size = options.pop("pool_size", None)
+    pool_timeout = options.pop("pool_timeout", None)
+    if pool_size is None:
+        return aioredis.Redis.from_url(url, **options)
+    pool = WaitingPool.from_url(url, max_connections=pool_size, timeout=pool_timeout, **options)
+    return aioredis.Redis.from_pool(pool)
+
+
+class WaitingPool(aioredis.BlockingConnectionPool):
+    """A bounded pool whose callers wait for a free connection (back-pressure); after
+    the wait timeout they get `PoolExhausted`, which never counts as a Redis outage."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, asyncio.TimeoutError | TimeoutError):
+                raise PoolExhausted("every pooled Redis connection stayed busy") from exc
+            raise
 
 
 def _sentinel_master(url: str, options: dict[str, Any]) -> Any:
