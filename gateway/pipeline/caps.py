@@ -23,6 +23,7 @@ from gateway.context import RequestContext
 from gateway.errors import InputTooLarge, InvalidRequest, QuotaExceeded
 from gateway.observability.metrics import Metrics
 from gateway.pricing import PriceBook
+from gateway.state.health import RedisUnavailable
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
 from gateway.usage_bounds import sane_tokens
@@ -146,8 +147,9 @@ class Caps:
         except QuotaExceeded as err:
             self.metrics.budget_refusals.labels(err.param or "key").inc()
             raise
-        except Exception:  # state unreachable: budgets fail open, limits still apply
-            self.metrics.redis_errors.labels("budget").inc()
+        except Exception as exc:  # state unreachable: budgets fail open, limits still apply
+            if not isinstance(exc, RedisUnavailable):  # skipped, not failed: Redis is down
+                self.metrics.redis_errors.labels("budget").inc()
             log.warning("budget not reserved: state backend unreachable")
             return None
 

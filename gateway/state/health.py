@@ -57,7 +57,8 @@ class RedisHealth:
         self.probe_seconds = probe_seconds
         self.up = True
         self.epoch = 0  # recoveries so far
-        self.outages = 0  # times Redis was marked down (tests and logs count these)
+        self.outages = 0  # times Redis was marked down
+        self.failures = 0  # calls that failed for want of Redis (timeouts, refusals)
         self.on_down: list[Callable[[BaseException], None]] = []
         self.on_recovery: list[Callable[[], Awaitable[None]]] = []  # before `up` is set
         self._probe: asyncio.Task[None] | None = None
@@ -79,7 +80,10 @@ class RedisHealth:
 
     def failed(self, epoch: int, exc: BaseException) -> None:
         """A call begun in `epoch` failed with `exc`: mark Redis down if that says so."""
-        if epoch != self.epoch or not self.up or not is_outage(exc):
+        if not is_outage(exc):
+            return
+        self.failures += 1
+        if epoch != self.epoch or not self.up:
             return
         self.up = False
         self.outages += 1
