@@ -25,6 +25,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import MaxConnectionsError
+
 from gateway.errors import GatewayError
 from gateway.limiter_redis import RedisWindows
 from gateway.limiter_windows import (
@@ -162,7 +164,7 @@ class Limiter:
             epoch = self.redis_health.epoch
             try:
                 return self.primary, await getattr(self.primary, method)(*args)
-            except PoolExhausted:
+            except (PoolExhausted, MaxConnectionsError):
                 raise LimiterBusy(
                     "The gateway is overloaded; try again shortly.", headers={"retry-after": "1"}
                 ) from None

@@ -25,7 +25,11 @@ class StateBackend(Protocol):
     """Key/value state every instance must agree on (counters, cache, keys)."""
 
     kind: str
-    health: RedisHealth | None  # Redis: the one health view every Redis user shares
+
+    @property
+    def health(self) -> RedisHealth | None:
+        """Redis: the one health view every Redis user of the process shares."""
+        ...
 
     async def get(self, key: str) -> bytes | None: ...
 

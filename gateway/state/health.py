@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import MaxConnectionsError, ResponseError
 
 from gateway.observability.metrics import Metrics
 
@@ -40,7 +40,8 @@ class PoolExhausted(RedisConnectionError):
 
 def is_outage(exc: BaseException) -> bool:
     """Errors that say Redis does not answer (not a busy pool, not a bad command)."""
-    if isinstance(exc, PoolExhausted | RedisUnavailable | ResponseError):
+    busy = PoolExhausted | MaxConnectionsError  # the latter: a full Cluster node pool
+    if isinstance(exc, busy | RedisUnavailable | ResponseError):
         return False
     return isinstance(exc, Exception)
 

@@ -95,8 +95,8 @@ class MemoryState:
         """As Redis's script does (no await between the check and the update)."""
         now = time.monotonic()
         for i, hold in enumerate(holds):
-            current = {} if self._hash_deadlines.get(hold.key, now + 1) <= now else None
-            counts = current if current is not None else self._hashes.get(hold.key, {})
+            expired = self._hash_deadlines.get(hold.key, now + 1) <= now
+            counts: dict[str, float] = {} if expired else self._hashes.get(hold.key, {})
             for field, amount in hold.amounts.items():
                 limit = hold.limits.get(field)
                 used = counts.get(field, 0.0) + counts.get(f"reserved_{field}", 0.0)
