@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
-from gateway.usage_bounds import sane_tokens
+from gateway.usage_bounds import token_count
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -36,8 +36,11 @@ class Usage:
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
         if not isinstance(usage, dict):
             return None
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        return cls(sane_tokens(prompt, "prompt_tokens"), sane_tokens(completion, "completion"))
+        prompt = token_count(usage.get("prompt_tokens") or 0, "prompt_tokens")
+        completion = token_count(usage.get("completion_tokens") or 0, "completion_tokens")
+        if prompt is None or completion is None:
+            return None  # unreadable: estimated where the reply is a stream
+        return cls(prompt, completion)
 
 
 CompletionCallback = Callable[["Reply"], Awaitable[None]]

@@ -7,6 +7,10 @@ pipeline); it waits while the shared health view says Redis is down. The queue i
 (`limit` items): past it the oldest debit is dropped and counted, so a long outage costs
 memory in proportion to the limit, never more. `flush()` runs at shutdown: one last write
 of what is left, and what still cannot be written is counted as dropped and logged.
+
+Delivery is at least once: a debit that was never sent (Redis marked down, a busy pool,
+a refused connection) is written exactly once; one whose write timed out may have landed
+and is written again, so a hung Redis can count that one debit twice, never lose it.
 """
 
 from __future__ import annotations
