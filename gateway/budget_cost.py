@@ -1,25 +1,18 @@
 """A request's maximum cost, reserved against budgets before the call (gateway/budgets.py).
 
-prompt estimate + output bound x choices, priced at the most expensive deployment the
-request may be sent to (its target alias's deployments and its fallbacks' ones).
+prompt estimate + planned output (bound x choices, gateway/accounting/caps.py), priced at
+the most expensive deployment the request may be sent to (its target alias's deployments
+and its fallbacks' ones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from gateway.config.schema import ModelConfig
 from gateway.pricing import PriceBook
 
 UNBOUNDED_OUTPUT = 4096  # output tokens reserved when neither request nor model bounds it
-
-
-def choices(body: Mapping[str, Any]) -> int:
-    """How many completions the request asks for (`n`); 1 when absent or not a count.
-    (One small function so the canonical-request accessor can replace it.)"""
-    n = body.get("n")
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def deployments(models: Mapping[str, ModelConfig], alias: str) -> list[tuple[str, str]]:
@@ -31,9 +24,8 @@ def deployments(models: Mapping[str, ModelConfig], alias: str) -> list[tuple[str
     return out or [(alias, "")]
 
 
-def max_output(prices: PriceBook, targets: list[tuple[str, str]], bound: int | None) -> int:
-    if bound is not None:
-        return bound
+def max_output(prices: PriceBook, targets: list[tuple[str, str]]) -> int:
+    """Per choice, when neither the request nor a cap bounds the output."""
     known = [prices.max_output(alias, upstream) for alias, upstream in targets]
     present = [k for k in known if k]
     return max(present) if present else UNBOUNDED_OUTPUT
@@ -44,11 +36,12 @@ def max_request_cost(
     models: Mapping[str, ModelConfig],
     alias: str,
     prompt_tokens: int,
-    output_bound: int | None,
-    n: int,
+    output: int | None,
+    choices: int,
 ) -> tuple[int, float]:
-    """(tokens, usd) the request may use at most (output_bound: per choice, or None)."""
+    """(tokens, usd) the request may use at most. `output`: its planned output, bound x
+    choices (gateway/accounting/caps.py); None when unbounded."""
     targets = deployments(models, alias)
-    completion = max_output(prices, targets, output_bound) * n
+    completion = output if output is not None else max_output(prices, targets) * choices
     usd = max(prices.cost(a, upstream, prompt_tokens, completion) for a, upstream in targets)
     return prompt_tokens + completion, usd

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth.principal import ANONYMOUS, Principal
-from gateway.types import Endpoint, Ingress
+from gateway.formats import Endpoint, Ingress
+from gateway.request import CanonicalRequest
 
 
 @dataclass(eq=False, slots=True)
@@ -35,6 +36,11 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     log_fields: dict[str, Any] = field(default_factory=dict)  # extra access-log fields
     dry_run: bool = False  # POST /v1/route/dry-run: the route stage answers with its decision
+
+    @property
+    def request(self) -> CanonicalRequest:
+        """The canonical reading of `body` (a fresh view: stages may replace the body)."""
+        return CanonicalRequest(self.endpoint, self.body)
 
     @property
     def stream(self) -> bool:

@@ -9,6 +9,8 @@ GatewayError                      500 api_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
+├── Unavailable                   503 the gateway cannot serve this now (Retry-After)
+│   └── ShuttingDown              503 a stream ended by the shutdown grace period
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
 │   └── UpstreamTimeout           504
@@ -109,6 +111,18 @@ class QuotaExceeded(GatewayError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("code", "insufficient_quota")
         super().__init__(message, **kwargs)
+
+
+class Unavailable(GatewayError):
+    """The gateway cannot serve this request now (state unreachable, shutting down)."""
+
+    status = 503
+    error_type = "server_error"
+    log_level = logging.WARNING
+
+
+class ShuttingDown(Unavailable):
+    pass
 
 
 class UpstreamError(GatewayError):

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
-from gateway.errors import GatewayError
-from gateway.pipeline.build import Services
+from gateway.errors import ShuttingDown
 from gateway.providers.registry import build_provider
+from gateway.services import Services
 from gateway.types import Next, Provider, Reply
 
 log = logging.getLogger("gateway")
@@ -55,11 +55,6 @@ class InFlight:
             return reply
 
         return call
-
-
-class ShuttingDown(GatewayError):
-    status = 503
-    error_type = "server_error"
 
 
 async def end_on(stream: AsyncIterator[bytes], stop: asyncio.Event) -> AsyncIterator[bytes]:

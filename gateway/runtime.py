@@ -13,10 +13,10 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
 from gateway.pipeline import build_pipeline, compose
 from gateway.pipeline.access import access_limiter
-from gateway.pipeline.build import Services
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.providers.registry import build_providers
+from gateway.services import Services
 from gateway.state import build_state
 from gateway.types import Next
 

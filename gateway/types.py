@@ -5,20 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from gateway.formats import Endpoint as Endpoint  # re-exported beside the core types
+from gateway.formats import Ingress as Ingress
 from gateway.usage_bounds import token_count
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
 
-Endpoint = Literal["chat", "completions", "embeddings"]
-# The client-facing API formats: OpenAI (chat, completions, embeddings), the OpenAI
-# Responses API and Anthropic Messages. Every one becomes the canonical request.
-Ingress = Literal["openai", "responses", "anthropic"]
 log = logging.getLogger("gateway")
 
 

@@ -49,6 +49,10 @@ class CapsConfig(Section):
     max_tokens: int | None = Field(None, ge=1, description="Ceiling on a request's max_tokens.")
     on_exceed: OnExceed | None = Field(None, description="clamp (default) or reject (400).")
     max_input_tokens: int | None = Field(None, ge=1, description="Longer prompts get 400.")
+    max_output_tokens: int | None = Field(
+        None, ge=1, description="Ceiling on max_tokens x choices (n, best_of) per request."
+    )
+    max_choices: int | None = Field(None, ge=1, description="Most choices (n, best_of); 400.")
 
 
 class BudgetConfig(Section):
@@ -147,4 +151,7 @@ class ModelPrice(Section):
 
 class CapsSection(Section):
     on_exceed: OnExceed = Field("clamp", description="Default for a too-large max_tokens.")
+    max_choices: int = Field(
+        8, ge=1, description="Most choices (n, best_of) any request may ask for; more get 400."
+    )
     models: dict[str, CapsConfig] = Field(default_factory=dict, description="Per model alias.")

@@ -47,7 +47,7 @@ class CompletionEndpoint:
         assert runtime.handle is not None and runtime.observe is not None
         try:
             raw = await read_body(request, runtime.config.server.max_body_bytes)
-            ctx.body = parse_body(raw, self.endpoint)
+            ctx.body = parse_body(raw, self.endpoint, runtime.config.caps.max_choices)
         except GatewayError as err:
             reply = runtime.observe.reject(ctx, err)
         else:

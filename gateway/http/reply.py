@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
 import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
@@ -14,12 +18,35 @@ from gateway.types import Reply
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+class Renderer(Protocol):
+    """How one ingress format writes a reply: the JSON body (errors included) and the
+    stream's events. The reply's body is canonical (OpenAI-shaped) unless the deployment
+    answered in the client's own format."""
+
+    def body(self, reply: Reply, ctx: RequestContext) -> bytes: ...
+
+    def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]: ...
+
+
+@dataclass(frozen=True)
+class OpenAIRenderer:
+    def body(self, reply: Reply, ctx: RequestContext) -> bytes:
+        return orjson.dumps(reply.body)
+
+    def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+        return relay(reply, ctx)
+
+
+OPENAI = OpenAIRenderer()
+
+
 class ReplyResponse:
     """An ASGI response that always closes its Reply, even if the client left first."""
 
-    def __init__(self, reply: Reply, ctx: RequestContext) -> None:
+    def __init__(self, reply: Reply, ctx: RequestContext, renderer: Renderer = OPENAI) -> None:
         self.reply = reply
         self.ctx = ctx
+        self.renderer = renderer
         headers = {**reply.headers, **ctx.response_headers, "x-request-id": ctx.request_id}
         self.response: Response
         if reply.stream is not None:
@@ -32,7 +59,7 @@ class ReplyResponse:
             )
         else:
             self.response = Response(
-                orjson.dumps(reply.body),
+                renderer.body(reply, ctx),
                 status_code=reply.status,
                 media_type="application/json",
                 headers=headers,
@@ -56,7 +83,7 @@ class ReplyResponse:
         anyio may keep deferring that cancellation while upstream data keeps waking the
         task (measured: with 200 clients gone, every stream ran on to its natural end).
         """
-        events = relay(self.reply, self.ctx)
+        events = self.renderer.events(self.reply, self.ctx)
         client_gone = False
         async with anyio.create_task_group() as group:
 

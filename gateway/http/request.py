@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 
 from gateway.errors import BodyTooLarge, InvalidRequest
+from gateway.request import CanonicalRequest
 from gateway.types import Endpoint
 
 MAX_WRITE_DEPTH = 255  # orjson.dumps refuses deeper values
@@ -35,7 +36,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+def parse_body(raw: bytes, endpoint: Endpoint, max_choices: int | None = None) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
@@ -46,6 +47,8 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
         raise InvalidRequest("The request body must be a JSON object.")
     _check_depth(raw, body)
     check_fields(body, endpoint)
+    if max_choices is not None:
+        check_choices(body, endpoint, max_choices)
     return body
 
 
@@ -78,10 +81,20 @@ def check_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
-    for name in ("max_tokens", "max_completion_tokens", "n"):
+    for name in ("max_tokens", "max_completion_tokens", "n", "best_of"):
         value = body.get(name)
         if value is not None and (not _is_int(value) or value < 1):
             raise InvalidRequest(f"'{name}' must be a positive integer.", param=name)
+
+
+def check_choices(body: dict[str, Any], endpoint: Endpoint, limit: int) -> None:
+    choices = CanonicalRequest(endpoint, body).choices()
+    if choices > limit:
+        raise InvalidRequest(
+            f"The request asks for {choices} choices (n, best_of); at most {limit} are allowed.",
+            code="too_many_choices",
+            param="n",
+        )
 
 
 def _check_messages(messages: Any) -> None:

@@ -22,7 +22,7 @@ from gateway.tokens import encoder
 from gateway.types import Stage
 
 if TYPE_CHECKING:
-    from gateway.pipeline.build import Services
+    from gateway.services import Services
 
 
 def build_limiter(

@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.limiter import Limiter
-from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
 from gateway.pipeline.access import auth_stages, caps_stages
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.pipeline.route import Route
-from gateway.state import StateBackend
-from gateway.types import Next, Provider, Reply, Stage
-
-if TYPE_CHECKING:  # cache services: imported by their builders only when configured
-    from gateway.cache.embedders import Embedder
-    from gateway.cache.lifecycle import CacheBackends
-
-
-@dataclass(frozen=True)
-class Services:
-    """What stages are built from besides their slice of config."""
-
-    metrics: Metrics
-    providers: dict[str, Provider]
-    state: StateBackend
-    limiter: Limiter | None = None  # rate limits: memory or Redis, per-process fallback
-    tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
-    embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
-    cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
+from gateway.services import Services
+from gateway.types import Next, Reply, Stage
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:

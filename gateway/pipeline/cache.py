@@ -37,7 +37,7 @@ from gateway.observability.metrics import Metrics
 from gateway.types import Next, Reply, Stage, Usage
 
 if TYPE_CHECKING:
-    from gateway.pipeline.build import Services
+    from gateway.services import Services
 
 HEADER = "x-gateway-cache"
 CACHEABLE_ENDPOINTS = frozenset({"chat", "completions"})

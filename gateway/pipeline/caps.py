@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
+from gateway.accounting.caps import effective_caps, planned_output
 from gateway.auth.principal import ANONYMOUS
-from gateway.budget_cost import choices, max_request_cost
+from gateway.budget_cost import max_request_cost
 from gateway.budgets import Reservation, SpendStore
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.config.schema import ModelConfig
@@ -23,6 +23,7 @@ from gateway.context import RequestContext
 from gateway.errors import InputTooLarge, InvalidRequest, QuotaExceeded
 from gateway.observability.metrics import Metrics
 from gateway.pricing import PriceBook
+from gateway.request import CanonicalRequest
 from gateway.state.health import RedisUnavailable
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
@@ -30,40 +31,6 @@ from gateway.usage_bounds import sane_tokens
 
 log = logging.getLogger("gateway")
 CLAMP_HEADER = "x-gateway-max-tokens-clamped"
-MAX_TOKEN_FIELDS = ("max_completion_tokens", "max_tokens")
-
-
-def effective_caps(section: CapsSection, alias: str, key_caps: CapsConfig) -> CapsConfig:
-    """The alias's caps and the key's, merged: the key's default wins, the lower ceiling wins."""
-    model = section.models.get(alias, CapsConfig())
-    ceiling = _lowest(model.max_tokens, key_caps.max_tokens)
-    default = key_caps.default_max_tokens or model.default_max_tokens
-    if default is not None and ceiling is not None:
-        default = min(default, ceiling)
-    return CapsConfig(
-        default_max_tokens=default,
-        max_tokens=ceiling,
-        on_exceed=key_caps.on_exceed or model.on_exceed or section.on_exceed,
-        max_input_tokens=_lowest(model.max_input_tokens, key_caps.max_input_tokens),
-    )
-
-
-def planned_max_tokens(body: Mapping[str, Any], caps: CapsConfig) -> int | None:
-    """The max_tokens the request will run with (for token reservations); None if unbounded."""
-    requested = requested_max_tokens(body)
-    if requested is None:
-        return caps.default_max_tokens
-    if caps.max_tokens is not None:
-        return min(requested, caps.max_tokens)
-    return requested
-
-
-def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
-    for name in MAX_TOKEN_FIELDS:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
 
 
 class Caps:
@@ -111,36 +78,77 @@ class Caps:
             )
 
     def apply_max_tokens(self, ctx: RequestContext, caps: CapsConfig) -> None:
-        requested = requested_max_tokens(ctx.body)
+        request = ctx.request
+        self.check_choices(request, caps)
+        requested = request.output_bound()
         if requested is None:
             if caps.default_max_tokens is not None:
-                ctx.body = {**ctx.body, "max_tokens": caps.default_max_tokens}
+                ctx.body = request.with_output_bound(caps.default_max_tokens)
+                request = ctx.request
+            self.check_total_output(request, caps)
             return
         ceiling = caps.max_tokens
-        if ceiling is None or requested <= ceiling:
-            return
-        field = next(name for name in MAX_TOKEN_FIELDS if name in ctx.body)
-        if caps.on_exceed == "reject":
+        if ceiling is not None and requested > ceiling:
+            if caps.on_exceed == "reject":
+                field = request.output_bound_field()
+                raise InvalidRequest(
+                    f"'{field}' is {requested}; the limit for this model and key is {ceiling}.",
+                    code="max_tokens_exceeded",
+                    param=field,
+                )
+            ctx.body = request.with_output_bound(ceiling)
+            request = ctx.request
+            ctx.response_headers[CLAMP_HEADER] = f"{requested}->{ceiling}"
+        self.check_total_output(request, caps)
+
+    @staticmethod
+    def check_choices(request: CanonicalRequest, caps: CapsConfig) -> None:
+        choices = request.choices()
+        if caps.max_choices is not None and choices > caps.max_choices:
             raise InvalidRequest(
-                f"'{field}' is {requested}; the limit for this model and key is {ceiling}.",
-                code="max_tokens_exceeded",
-                param=field,
+                f"The request asks for {choices} choices; the limit for this model and key is "
+                f"{caps.max_choices}.",
+                code="too_many_choices",
+                param="n",
             )
-        ctx.body = {**ctx.body, field: ceiling}
-        ctx.response_headers[CLAMP_HEADER] = f"{requested}->{ceiling}"
+
+    @staticmethod
+    def check_total_output(request: CanonicalRequest, caps: CapsConfig) -> None:
+        """max_tokens x choices against the per-request output ceiling (always refused:
+        clamping would have to pick which of the two the client meant to give up)."""
+        ceiling = caps.max_output_tokens
+        bound = request.output_bound()
+        if ceiling is None:
+            return
+        if bound is None:
+            raise InvalidRequest(
+                f"Set max_tokens: the output limit for this model and key is {ceiling} tokens "
+                "per request.",
+                code="max_tokens_required",
+                param="max_tokens",
+            )
+        total = bound * request.choices()
+        if total > ceiling:
+            raise InvalidRequest(
+                f"max_tokens x choices is {total}; the output limit for this model and key is "
+                f"{ceiling} tokens per request.",
+                code="max_tokens_exceeded",
+                param=request.output_bound_field(),
+            )
 
     async def reserve_budget(self, ctx: RequestContext, caps: CapsConfig) -> Reservation | None:
         """Reserve the request's maximum cost under its budgets (gateway/budgets.py)."""
         if not ctx.prompt_tokens_estimate:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
-        bound = 0 if ctx.endpoint == "embeddings" else planned_max_tokens(ctx.body, caps)
+        request = ctx.request
+        output = 0 if ctx.endpoint == "embeddings" else planned_output(request, caps)
         tokens, usd = max_request_cost(
             self.prices,
             self.models,
             ctx.target_alias,
             ctx.prompt_tokens_estimate,
-            bound,
-            choices(ctx.body),
+            output,
+            request.choices(),
         )
         try:
             return await self.spend.reserve(ctx.principal, tokens, usd)
@@ -170,8 +178,3 @@ class Caps:
         if ctx.principal is ANONYMOUS:
             return
         await self.spend.settle(ctx.principal, reservation, prompt + completion, usd)
-
-
-def _lowest(*values: int | None) -> int | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None

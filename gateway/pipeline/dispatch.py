@@ -31,7 +31,7 @@ from gateway.observability.metrics import Metrics
 from gateway.types import Next, Provider, Reply
 
 if TYPE_CHECKING:
-    from gateway.pipeline.build import Services
+    from gateway.services import Services
 
 Attempts = list[tuple[str, GatewayError]]
 

@@ -17,11 +17,11 @@ from functools import lru_cache
 from limits import RateLimitItem
 from limits import parse as parse_rate
 
+from gateway.accounting.caps import effective_caps, planned_output
 from gateway.config.access import CapsSection, LimitsConfig, ScopeLimits
 from gateway.context import RequestContext
 from gateway.errors import RateLimited
 from gateway.limiter import Charge, Decision, Limiter, Rule, Window
-from gateway.pipeline.caps import effective_caps, planned_max_tokens
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
 from gateway.usage_bounds import sane_tokens
@@ -85,7 +85,7 @@ class RateLimit:
         if ctx.endpoint == "embeddings":
             return ctx.prompt_tokens_estimate
         caps = effective_caps(self.caps, ctx.alias, ctx.principal.caps)
-        completion = planned_max_tokens(ctx.body, caps)
+        completion = planned_output(ctx.request, caps)
         if completion is None:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion

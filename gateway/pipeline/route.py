@@ -21,7 +21,7 @@ from gateway.routing.router import RouteDecision, Router, build_routers
 from gateway.types import Next, Reply
 
 if TYPE_CHECKING:
-    from gateway.pipeline.build import Services
+    from gateway.services import Services
 
 ROUTE_HEADER = "x-gateway-route"
 EXPERIMENT_HEADER = "x-gateway-experiment"

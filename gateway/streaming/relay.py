@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import orjson
 
@@ -22,8 +23,31 @@ CHARS_PER_TOKEN = 4  # estimate for streams cut before the provider reported usa
 
 
 async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
-    assert reply.stream is not None
+    """The OpenAI encoding of `chunks`: `data:` events, `[DONE]`, errors as an error event."""
     show_usage = ctx.client_wants_usage
+    try:
+        async with aclosing(chunks(reply, ctx)) as parsed:  # closed with us: upstream released
+            async for chunk, payload in parsed:
+                if chunk.get("usage") and not show_usage:
+                    if not chunk.get("choices"):
+                        continue  # the usage-only chunk we asked for; the client did not
+                    chunk["usage"] = None
+                    payload = orjson.dumps(chunk)
+                yield encode_data(payload)
+        yield DONE_EVENT
+    except GatewayError as err:
+        yield encode_json(err.to_body())
+        yield DONE_EVENT
+
+
+async def chunks(reply: Reply, ctx: RequestContext) -> AsyncIterator[tuple[dict, bytes]]:
+    """Each upstream chunk, parsed, with its payload; usage and content counted as they pass.
+
+    Format-neutral: every ingress format renders its events from this. Raises the
+    GatewayError that ended the stream (also recorded in `reply.error`); a bug becomes a
+    GatewayError too. `finally` estimates usage for cut streams and closes the reply.
+    """
+    assert reply.stream is not None
     content_chars = 0
     try:
         async for payload in reply.stream:
@@ -31,28 +55,20 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
             usage = chunk.get("usage")
             if usage:
                 reply.usage = _usage(usage) or reply.usage
-                if not show_usage:
-                    if not chunk.get("choices"):
-                        continue  # the usage-only chunk we asked for; the client did not
-                    chunk["usage"] = None
-                    payload = orjson.dumps(chunk)
             content_chars += _content_chars(chunk)
             if reply.collect_chunks:
                 reply.chunks.append(chunk)
             if ctx.first_byte is None:
                 ctx.first_byte = time.perf_counter()
-            yield encode_data(payload)
+            yield chunk, payload
         reply.completed = True
-        yield DONE_EVENT
     except GatewayError as err:
         reply.error = err
-        yield encode_json(err.to_body())
-        yield DONE_EVENT
+        raise
     except Exception:  # a bug must still end the stream the documented way
         log.exception("stream relay failed", extra={"request_id": ctx.request_id})
         reply.error = GatewayError("The gateway failed while relaying the stream.")
-        yield encode_json(reply.error.to_body())
-        yield DONE_EVENT
+        raise reply.error from None
     finally:
         if reply.usage is None:
             reply.usage = Usage(

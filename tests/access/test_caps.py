@@ -8,9 +8,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from gateway.accounting.caps import effective_caps
 from gateway.auth.keys import hash_key
 from gateway.config.access import CapsConfig, CapsSection
-from gateway.pipeline.caps import CLAMP_HEADER, effective_caps
+from gateway.pipeline.caps import CLAMP_HEADER
 from gateway.pricing import PriceBook
 from tests.access.conftest import ADMIN, redis_state
 from tests.servers import RunningServer
@@ -113,19 +114,28 @@ def test_team_budget_exhaustion_and_usage(
 @pytest.mark.parametrize(
     ("model", "key", "expected"),
     [
-        (CapsConfig(max_tokens=100), CapsConfig(), CapsConfig(max_tokens=100, on_exceed="clamp")),
+        (
+            CapsConfig(max_tokens=100),
+            CapsConfig(),
+            CapsConfig(max_tokens=100, on_exceed="clamp", max_choices=8),
+        ),
         (
             CapsConfig(max_tokens=100, default_max_tokens=80),
             CapsConfig(max_tokens=50, on_exceed="reject"),
-            CapsConfig(max_tokens=50, default_max_tokens=50, on_exceed="reject"),
+            CapsConfig(max_tokens=50, default_max_tokens=50, on_exceed="reject", max_choices=8),
         ),
         (
             CapsConfig(max_input_tokens=10),
             CapsConfig(max_input_tokens=20, default_max_tokens=5),
-            CapsConfig(max_input_tokens=10, default_max_tokens=5, on_exceed="clamp"),
+            CapsConfig(max_input_tokens=10, default_max_tokens=5, on_exceed="clamp", max_choices=8),
+        ),
+        (
+            CapsConfig(max_output_tokens=500, max_choices=4),
+            CapsConfig(max_output_tokens=200, max_choices=16),
+            CapsConfig(on_exceed="clamp", max_output_tokens=200, max_choices=4),
         ),
     ],
-    ids=["model-only", "key-tighter", "lowest-input-limit"],
+    ids=["model-only", "key-tighter", "lowest-input-limit", "output-and-choices"],
 )
 def test_effective_caps_merge(model: CapsConfig, key: CapsConfig, expected: CapsConfig) -> None:
     section = CapsSection(models={"m": model})

@@ -92,12 +92,13 @@ async def test_a_busy_pool_waits_then_gives_up_without_marking_redis_down(
     redis_url: str,
 ) -> None:
     prefix = f"test-pool-{uuid.uuid4().hex[:8]}:"
-    state = RedisState(redis_url, prefix, Metrics(), pool_size=1, pool_timeout=0.1)
+    state = RedisState(redis_url, prefix, Metrics(), pool_size=1, pool_timeout=10)
     try:
         # 20 calls on one connection: each waits its turn (back-pressure), all succeed.
         await asyncio.gather(*(state.incr("n", 1) for _ in range(20)))
         assert await state.get("n") == b"20"
-        # The one connection held by a blocking command past the pool timeout.
+        # The one connection held by a blocking command past a short pool timeout.
+        state.client.connection_pool.timeout = 0.1
         holder = asyncio.create_task(state.client.blpop([prefix + "never"], timeout=0.5))
         await asyncio.sleep(0.05)
         with pytest.raises(PoolExhausted):

@@ -22,7 +22,7 @@ ENDPOINTS = {
 }
 MODELS = ["mock-small", "up", "nope", "", "../up", "http://evil.example/v1", "up/../../x"]
 FIELDS_READ = ["model", "messages", "prompt", "input", "stream", "stream_options"]
-FIELDS_READ += ["max_tokens", "max_completion_tokens", "n"]
+FIELDS_READ += ["max_tokens", "max_completion_tokens", "n", "best_of"]
 CONTENT_TYPES = [
     "application/json",
     "text/plain",
@@ -62,6 +62,7 @@ field_values: dict[str, st.SearchStrategy[Any]] = {
     "max_tokens": numbers | json_values,
     "max_completion_tokens": numbers | json_values,
     "n": numbers | json_values,
+    "best_of": numbers | json_values,
 }
 
 
@@ -74,8 +75,18 @@ valid_values: dict[str, st.SearchStrategy[Any]] = {
     "stream_options": st.booleans().map(lambda b: {"include_usage": b}),
     "max_tokens": st.integers(1, 4096),
     "max_completion_tokens": st.integers(1, 4096),
-    "n": st.just(1),
+    "n": st.integers(1, 12),  # past the default max_choices (8): a 400, never more output
+    "best_of": st.integers(1, 12),
 }
+# Headers a client may set to steer the pipeline: forced experiment variants, request ids.
+steering_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "x-gateway-variant": st.sampled_from(["control", "premium", "", "../x", "\u00e9"])
+        | st.text(max_size=20),
+        "x-request-id": st.sampled_from(["fixed-id", "a" * 200, "", "id with space"]),
+    },
+)
 
 
 @st.composite
@@ -133,13 +144,17 @@ class HostileRequest:
     endpoint: str
     content_type: str
     body: bytes
+    steering: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> str:
         return ENDPOINTS[self.endpoint]
 
     def headers(self) -> dict[str, str]:
-        return {"content-type": self.content_type} if self.content_type else {}
+        headers = {k: v.strip() for k, v in self.steering if v.isascii() and v.isprintable()}
+        if self.content_type:
+            headers["content-type"] = self.content_type
+        return headers
 
 
 hostile_requests = st.builds(
@@ -147,6 +162,7 @@ hostile_requests = st.builds(
     endpoint=st.sampled_from(sorted(ENDPOINTS)),
     content_type=st.sampled_from(CONTENT_TYPES).filter(str.isascii),
     body=body_bytes,
+    steering=steering_headers.map(lambda h: tuple(sorted(h.items()))),
 )
 
 
