@@ -1,19 +1,40 @@
-"""Spend per key and per team, per UTC day and month, in the state backend.
+"""Spend per key and per team, per UTC day and month, in the state backend; exact budgets.
 
-Budgets are checked before a call against the spend so far and debited when the reply
-completes with its real (or, for a cut stream, estimated) usage. Calls already running
-when a budget runs out may finish, so spend can pass a budget by those calls; the next
-request is refused (429 insufficient_quota), as OpenAI does.
+Before a call, the request's maximum cost is *reserved* against every budget it falls
+under (the key's and its team's, day and month), atomically in one Lua call on Redis
+(gateway/state/reserve_script.py) or one step in memory: `spent + reserved by calls in
+flight + this request's maximum <= budget`, else 429 insufficient_quota and nothing is
+reserved. The maximum is the prompt estimate plus the output bound (x choices) at the
+most expensive deployment the request may be sent to (gateway/budget_cost.py). When the
+reply completes, the reservation is replaced by the real cost (`settle`), which is
+written at once or queued and retried (gateway/state/retry_queue.py): no reply goes
+unrecorded.
+
+The bound. Spend can pass a budget only by what real usage adds over the reservation:
+  overshoot <= sum over the calls in flight of
+      (real prompt tokens - estimated prompt tokens) x input price
+    + (completion tokens past the output bound) x output price
+The prompt estimate counts the request with the tokenizer (the same count as token
+limits), so the first term is the tokenizer's error on the provider's prompt template,
+a few tokens per message; the second is zero for a provider that honours `max_tokens`.
+A request with no output bound (no `max_tokens`, no cap default) is reserved at the
+model's maximum output from the price map, else at UNBOUNDED_OUTPUT tokens: set a cap
+default (`caps.models.<alias>.default_max_tokens`) for an exact bound. Reservations of a
+process that dies mid-call stay held until the day's or month's counter expires (budgets
+then refuse early, they never overspend). If the state backend is unreachable, budgets
+fail open (the request is served; its real cost is queued and written when Redis is back).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.auth.principal import Principal
 from gateway.config.access import BudgetConfig
 from gateway.errors import QuotaExceeded
 from gateway.state import StateBackend
+from gateway.state.backend import Hold
 
 RETENTION_SECONDS = 40 * 86400  # a month's counters outlive the month a little
 PERIODS = ("day", "month")
@@ -26,6 +47,15 @@ def period_ids(now: datetime | None = None) -> dict[str, str]:
 
 def spend_key(scope: str, name: str, period: str, period_id: str) -> str:
     return f"spend:{scope}:{name}:{period}:{period_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What was reserved, on which counters: settlement gives exactly this back."""
+
+    keys: tuple[str, ...]
+    tokens: float
+    usd: float
 
 
 class SpendStore:
@@ -43,36 +73,58 @@ class SpendStore:
             out.append(("team", principal.team or "", team_budget))
         return out
 
-    async def check(self, principal: Principal) -> None:
-        """Raise QuotaExceeded when the key's or its team's budget is used up."""
-        scopes = self.scopes(principal)
-        if not scopes:
-            return
+    async def reserve(self, principal: Principal, tokens: int, usd: float) -> Reservation:
+        """Reserve `tokens` and `usd` under every budget of the key and its team, or
+        raise QuotaExceeded (nothing reserved). State errors propagate (fail open)."""
         ids = period_ids()
-        keys = [spend_key(s, n, p, ids[p]) for s, n, _ in scopes for p in PERIODS]
-        spent = await self.state.hgetall_many(keys)
-        for i, (scope, _, budget) in enumerate(scopes):
-            for j, period in enumerate(PERIODS):
-                used = spent[2 * i + j]
-                exhausted = _exhausted(budget, period, used)
-                if exhausted:
-                    raise QuotaExceeded(
-                        f"The {scope} has used its {exhausted} budget for this {period}.",
-                        param=scope,
-                    )
+        holds: list[Hold] = []
+        named: list[tuple[str, str]] = []
+        for scope, name, budget in self.scopes(principal):
+            for period in PERIODS:
+                limits = {
+                    "tokens": getattr(budget, f"tokens_per_{period}"),
+                    "usd": getattr(budget, f"usd_per_{period}"),
+                }
+                key = spend_key(scope, name, period, ids[period])
+                amounts = {"tokens": float(tokens), "usd": usd}
+                holds.append(Hold(key, amounts, {f: v for f, v in limits.items() if v is not None}))
+                named.append((scope, period))
+        refused = await self.state.reserve(holds, ttl=RETENTION_SECONDS)
+        if refused is not None:
+            scope, period = named[refused]
+            raise QuotaExceeded(
+                f"The {scope} has too little budget left this {period} for this request "
+                f"(its maximum cost: ${usd:.6f}, {tokens} tokens).",
+                param=scope,
+            )
+        return Reservation(tuple(h.key for h in holds), float(tokens), usd)
 
-    async def record(self, principal: Principal, tokens: int, usd: float) -> None:
+    async def settle(
+        self, principal: Principal, reservation: Reservation | None, tokens: int, usd: float
+    ) -> None:
+        """Record the real usage (key and team, day and month) and release the
+        reservation; queued and retried when the state cannot take it now."""
         ids = period_ids()
         names = [("key", principal.key_id)]
         if principal.team:
             names.append(("team", principal.team))
         amounts = {"tokens": float(tokens), "usd": usd, "requests": 1.0}
         updates = {
-            spend_key(scope, name, period, ids[period]): amounts
+            spend_key(scope, name, period, ids[period]): dict(amounts)
             for scope, name in names
             for period in PERIODS
         }
-        await self.state.hincr_many(updates, ttl=RETENTION_SECONDS)
+        if reservation is not None:  # the period may have turned: release where reserved
+            for key in reservation.keys:
+                fields = updates.setdefault(key, {})
+                fields["reserved_tokens"] = -reservation.tokens
+                fields["reserved_usd"] = -reservation.usd
+        await self.state.debit(updates, ttl=RETENTION_SECONDS)
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give a reservation back unused (the call failed or reported no usage)."""
+        released = {"reserved_tokens": -reservation.tokens, "reserved_usd": -reservation.usd}
+        await self.state.debit({key: dict(released) for key in reservation.keys})
 
     async def usage(self, scope: str, name: str) -> dict[str, dict[str, float]]:
         ids = period_ids()
@@ -83,13 +135,3 @@ class SpendStore:
             period: {"period": ids[period], **{f: used.get(f, 0.0) for f in fields}}
             for period, used in zip(PERIODS, spent, strict=True)
         }
-
-
-def _exhausted(budget: BudgetConfig, period: str, used: dict[str, float]) -> str | None:
-    token_limit = getattr(budget, f"tokens_per_{period}")
-    if token_limit is not None and used.get("tokens", 0.0) >= token_limit:
-        return "token"
-    usd_limit = getattr(budget, f"usd_per_{period}")
-    if usd_limit is not None and used.get("usd", 0.0) >= usd_limit:
-        return "cost"
-    return None

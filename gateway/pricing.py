@@ -54,6 +54,17 @@ class PriceBook:
                 )
         return FREE
 
+    def max_output(self, alias: str, upstream_model: str = "") -> int | None:
+        """The model's maximum output tokens from the price map, when it says."""
+        table = self.table()
+        for name in _candidates(upstream_model) + _candidates(alias):
+            entry = table.get(name)
+            if isinstance(entry, dict):
+                value = entry.get("max_output_tokens") or entry.get("max_tokens")
+                if isinstance(value, int) and value > 0:
+                    return value
+        return None
+
     def cost(self, alias: str, upstream_model: str, prompt: int, completion: int) -> float:
         return self.price(alias, upstream_model).cost(prompt, completion)
 

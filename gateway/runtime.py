@@ -51,11 +51,11 @@ class Runtime:
         On reload `previous` lends what did not change (provider pools, the state client)."""
         if previous is None:
             providers = build_providers(config)
-            state = build_state(config.state)
+            state = build_state(config.state, self.metrics)
         else:
             providers = reuse_providers(self.config, previous.providers, config)
             same_state = config.state == self.config.state
-            state = previous.state if same_state else build_state(config.state)
+            state = previous.state if same_state else build_state(config.state, self.metrics)
         tracing = build_tracing(config.tracing, previous.tracing if previous else None)
         if tracing is not None:
             providers = tracing.providers(providers, config.providers)  # a span per attempt

@@ -11,6 +11,7 @@ import anyio
 
 from gateway.formats import Endpoint as Endpoint  # re-exported beside the core types
 from gateway.formats import Ingress as Ingress
+from gateway.usage_bounds import token_count
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -33,7 +34,11 @@ class Usage:
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
         if not isinstance(usage, dict):
             return None
-        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        prompt = token_count(usage.get("prompt_tokens") or 0, "prompt_tokens")
+        completion = token_count(usage.get("completion_tokens") or 0, "completion_tokens")
+        if prompt is None or completion is None:
+            return None  # unreadable: estimated where the reply is a stream
+        return cls(prompt, completion)
 
 
 CompletionCallback = Callable[["Reply"], Awaitable[None]]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from gateway.state.backend import Hold
 from gateway.state.redis import RedisState
 from gateway.state.redis_url import limits_uri, parse_nodes_url
 from tests.redis_servers import Servers, cluster_server, sentinel_server, stop_all
@@ -64,6 +65,16 @@ async def round_trip(state: RedisState) -> None:
         assert await state.get("k") == b"v"
         assert await state.incr("n", 2) == 2
         assert await state.ping()
+        # Budget reservations: one script over hashes in several slots, or hold by hold.
+        holds = [Hold("spend:a", {"usd": 1.0}, {"usd": 1.5}), Hold("spend:b", {"usd": 1.0})]
+        assert await state.reserve(holds, ttl=60) is None
+        assert await state.reserve(holds, ttl=60) == 0  # nothing taken from either
+        second_full = [
+            Hold("spend:a", {"usd": 0.1}, {"usd": 1.5}),
+            Hold("spend:b", {"usd": 1.0}, {"usd": 1.5}),
+        ]
+        assert await state.reserve(second_full, ttl=60) == 1  # a's share given back
+        assert await state.hgetall_many(["spend:a", "spend:b"]) == [{"reserved_usd": 1.0}] * 2
     finally:
         await state.aclose()
 

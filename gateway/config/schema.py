@@ -40,6 +40,21 @@ class StateConfig(Section):
         "redis://127.0.0.1:6379/0", description="Redis URL (redis://, rediss://)."
     )
     key_prefix: str = Field("gw:", description="Prefix of every Redis key this gateway writes.")
+    redis_pool_size: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Connections per Redis client (state, limits) per process; a request "
+        "that finds them all busy waits for one (back-pressure, never an outage). "
+        "Plain and unix URLs; Sentinel and Cluster use redis-py's own pools.",
+    )
+    redis_pool_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a Redis call waits for a pooled connection before it gives "
+        "up (limits then answer 503, budgets and caches skip Redis for that request).",
+    )
 
 
 class LoggingConfig(Section):

@@ -175,6 +175,30 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        self.debit_queue_depth = Gauge(
+            "gateway_debit_queue_depth",
+            "Spend and token debits waiting to be written to Redis, by store (spend, limits).",
+            ["store"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.debits_dropped = Counter(
+            "gateway_debits_dropped",
+            "Debits given up (retry queue full, or unwritten at shutdown), by store.",
+            ["store"],
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "gateway_redis_up",
+            "1 while this process's shared Redis health view says Redis answers.",
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.redis_skipped = Counter(
+            "gateway_redis_skipped",
+            "Redis calls not sent because Redis is marked down (served by their fallback).",
+            registry=r,
+        )
         self.cost_usd = Counter(
             "gateway_cost_usd",
             "Spend in USD by model alias, from reported (or estimated) usage.",

@@ -25,11 +25,16 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 
-def build_limiter(config: GatewayConfig, metrics: Metrics) -> Limiter:
-    """The limiter's storage follows the state backend: memory:// or its Redis URL."""
-    state = config.state
-    url = state.redis_url if state.backend == "redis" else "memory://"
-    return Limiter(url, state.key_prefix, metrics)
+def build_limiter(
+    config: GatewayConfig, metrics: Metrics, state: StateBackend | None = None
+) -> Limiter:
+    """The limiter's storage follows the state backend: memory:// or its Redis URL; it
+    shares the backend's view of Redis health (one outage view per process)."""
+    section = config.state
+    url = section.redis_url if section.backend == "redis" else "memory://"
+    health = state.health if state is not None else None
+    pool = (section.redis_pool_size, section.redis_pool_timeout_seconds)
+    return Limiter(url, section.key_prefix, metrics, health, *pool)
 
 
 def uses_limits(config: GatewayConfig) -> bool:
@@ -61,7 +66,7 @@ def build_authenticator(
 ) -> Authenticator:
     """The generation's one Authenticator (pipeline and HTTP handlers share it)."""
     # Services built without a limiter (tests, tools) must not switch authentication off.
-    limiter = limiter or build_limiter(config, metrics)
+    limiter = limiter or build_limiter(config, metrics, state)
     return Authenticator.build(config.auth, config.limits, state, limiter, metrics)
 
 
@@ -78,7 +83,7 @@ def limit_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     sent to): requests before the call, tokens settled after."""
     if not uses_limits(config):
         return []
-    limiter = services.limiter or build_limiter(config, services.metrics)
+    limiter = services.limiter or build_limiter(config, services.metrics, services.state)
     return [RateLimit(config.limits, config.caps, limiter)]
 
 
@@ -100,4 +105,4 @@ async def access_limiter(
         await asyncio.to_thread(encoder)
     if previous is not None and previous.limiter is not None and previous.state is state:
         return previous.limiter
-    return build_limiter(config, metrics)
+    return build_limiter(config, metrics, state)

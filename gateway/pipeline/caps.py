@@ -3,8 +3,9 @@
 Ceilings come from the model alias (`caps.models`) and the key (`caps` on a key); the
 tighter wins. A request over the ceiling is clamped (and told so in the
 `x-gateway-max-tokens-clamped` header) or refused with 400, as configured. Prompts counted
-over `max_input_tokens` are refused with 400 before any upstream call. Budgets are checked
-here and debited with the real usage when the reply completes.
+over `max_input_tokens` are refused with 400 before any upstream call. Budgets: the
+request's maximum cost is reserved here (429 insufficient_quota when it does not fit) and
+settled to the real cost when the reply completes (gateway/budgets.py has the bound).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from gateway.accounting.caps import effective_caps
+from gateway.accounting.caps import effective_caps, planned_output
 from gateway.auth.principal import ANONYMOUS
-from gateway.budgets import SpendStore
+from gateway.budget_cost import max_request_cost
+from gateway.budgets import Reservation, SpendStore
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.config.schema import ModelConfig
 from gateway.context import RequestContext
@@ -22,8 +24,10 @@ from gateway.errors import InputTooLarge, InvalidRequest, QuotaExceeded
 from gateway.observability.metrics import Metrics
 from gateway.pricing import PriceBook
 from gateway.request import CanonicalRequest
+from gateway.state.health import RedisUnavailable
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
+from gateway.usage_bounds import sane_tokens
 
 log = logging.getLogger("gateway")
 CLAMP_HEADER = "x-gateway-max-tokens-clamped"
@@ -50,10 +54,16 @@ class Caps:
             self.check_input(ctx, caps.max_input_tokens)
         if ctx.endpoint != "embeddings":
             self.apply_max_tokens(ctx, caps)
+        reservation = None
         if self.spend.scopes(ctx.principal):
-            await self.check_budget(ctx)
-        reply = await call_next(ctx)
-        reply.on_complete(lambda done: self.debit(ctx, done))
+            reservation = await self.reserve_budget(ctx, caps)
+        try:
+            reply = await call_next(ctx)
+        except BaseException:
+            if reservation is not None:
+                await self.spend.release(reservation)
+            raise
+        reply.on_complete(lambda done: self.debit(ctx, done, reservation))
         return reply
 
     def check_input(self, ctx: RequestContext, limit: int) -> None:
@@ -126,30 +136,45 @@ class Caps:
                 param=request.output_bound_field(),
             )
 
-    async def check_budget(self, ctx: RequestContext) -> None:
+    async def reserve_budget(self, ctx: RequestContext, caps: CapsConfig) -> Reservation | None:
+        """Reserve the request's maximum cost under its budgets (gateway/budgets.py)."""
+        if not ctx.prompt_tokens_estimate:
+            ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
+        request = ctx.request
+        output = 0 if ctx.endpoint == "embeddings" else planned_output(request, caps)
+        tokens, usd = max_request_cost(
+            self.prices,
+            self.models,
+            ctx.target_alias,
+            ctx.prompt_tokens_estimate,
+            output,
+            request.choices(),
+        )
         try:
-            await self.spend.check(ctx.principal)
+            return await self.spend.reserve(ctx.principal, tokens, usd)
         except QuotaExceeded as err:
             self.metrics.budget_refusals.labels(err.param or "key").inc()
             raise
-        except Exception:  # state unreachable: budgets fail open, limits still apply
-            self.metrics.redis_errors.labels("budget").inc()
-            log.warning("budget check skipped: state backend unreachable")
+        except Exception as exc:  # state unreachable: budgets fail open, limits still apply
+            if not isinstance(exc, RedisUnavailable):  # skipped, not failed: Redis is down
+                self.metrics.redis_errors.labels("budget").inc()
+            log.warning("budget not reserved: state backend unreachable")
+            return None
 
-    async def debit(self, ctx: RequestContext, reply: Reply) -> None:
+    async def debit(
+        self, ctx: RequestContext, reply: Reply, reservation: Reservation | None
+    ) -> None:
         usage = reply.usage
-        if usage is None or usage.total_tokens == 0:
+        prompt = sane_tokens(usage.prompt_tokens, "prompt_tokens") if usage else 0
+        completion = sane_tokens(usage.completion_tokens, "completion_tokens") if usage else 0
+        if prompt + completion == 0:
+            if reservation is not None:
+                await self.spend.release(reservation)
             return
         upstream = ctx.deployment.split("/", 1)[-1]
-        usd = self.prices.cost(
-            ctx.target_alias, upstream, usage.prompt_tokens, usage.completion_tokens
-        )
+        usd = self.prices.cost(ctx.target_alias, upstream, prompt, completion)
         if usd:
             self.metrics.cost_usd.labels(ctx.alias).inc(usd)
         if ctx.principal is ANONYMOUS:
             return
-        try:
-            await self.spend.record(ctx.principal, usage.total_tokens, usd)
-        except Exception:
-            self.metrics.redis_errors.labels("budget").inc()
-            log.warning("spend not recorded: state backend unreachable")
+        await self.spend.settle(ctx.principal, reservation, prompt + completion, usd)

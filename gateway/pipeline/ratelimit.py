@@ -12,11 +12,12 @@ from __future__ import annotations
 from gateway.accounting.caps import effective_caps, planned_output
 from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
-from gateway.limiter import Charge, Limiter, Rule
+from gateway.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.headers import ratelimit_headers, refusal
 from gateway.ratelimit.rules import rules_for
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
+from gateway.usage_bounds import sane_tokens
 
 
 class RateLimit:
@@ -52,12 +53,12 @@ class RateLimit:
         try:
             reply = await call_next(ctx)
         except BaseException:
-            await self.settle(token_charges, 0)
+            await self.settle(decision, token_charges, 0)
             raise
 
         async def settle(done: Reply) -> None:
-            used = done.usage.total_tokens if done.usage is not None else 0
-            await self.settle(token_charges, used)
+            used = sane_tokens(done.usage.total_tokens) if done.usage is not None else 0
+            await self.settle(decision, token_charges, used)
 
         reply.on_complete(settle)
         return reply
@@ -73,6 +74,8 @@ class RateLimit:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion
 
-    async def settle(self, charges: list[Charge], used: int) -> None:
-        """Replace each reservation by the tokens really used (positive or negative delta)."""
-        await self.limiter.add([(rule, used - reserved) for rule, reserved in charges])
+    async def settle(self, decision: Decision, charges: list[Charge], used: int) -> None:
+        """Replace each reservation by the tokens really used (positive or negative delta),
+        on the windows that took it; queued and retried when Redis cannot take it now."""
+        deltas = [(rule, used - reserved) for rule, reserved in charges]
+        await self.limiter.settle(decision, deltas)

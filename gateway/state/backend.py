@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.config.schema import StateConfig
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
+    from gateway.state.health import RedisHealth
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Room to reserve in one counter hash: per field, an amount and an optional limit."""
+
+    key: str
+    amounts: dict[str, float]
+    limits: dict[str, float] = field(default_factory=dict)  # a field left out: no limit
 
 
 class StateBackend(Protocol):
     """Key/value state every instance must agree on (counters, cache, keys)."""
 
     kind: str
+
+    @property
+    def health(self) -> RedisHealth | None:
+        """Redis: the one health view every Redis user of the process shares."""
+        ...
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -51,6 +70,17 @@ class StateBackend(Protocol):
         """Several counter hashes read at once (one round trip)."""
         ...
 
+    async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
+        """hincr_many that loses nothing: what cannot be written now is queued and retried
+        in the background (gateway/state/retry_queue.py), flushed on aclose."""
+        ...
+
+    async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
+        """Add each hold's amounts to `reserved_<field>` when every field of every hold has
+        room (`<field>` + `reserved_<field>` + amount <= limit), atomically; all or none.
+        None when reserved, else the index of the first hold without room."""
+        ...
+
     async def ping(self) -> bool:
         """True when the backend answers now."""
         ...
@@ -62,11 +92,17 @@ class StateBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_state(config: StateConfig) -> StateBackend:
+def build_state(config: StateConfig, metrics: Metrics | None = None) -> StateBackend:
     if config.backend == "redis":
         from gateway.state.redis import RedisState
 
-        return RedisState(config.redis_url, prefix=config.key_prefix)
+        return RedisState(
+            config.redis_url,
+            prefix=config.key_prefix,
+            metrics=metrics,
+            pool_size=config.redis_pool_size,
+            pool_timeout=config.redis_pool_timeout_seconds,
+        )
     from gateway.state.memory import MemoryState
 
     return MemoryState()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from gateway.state.backend import Hold
+
 
 class MemoryState:
     kind = "memory"
+    health = None  # nothing to be unreachable
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[bytes | float, float | None]] = {}
@@ -89,6 +92,24 @@ class MemoryState:
             {} if self._hash_deadlines.get(k, now + 1) <= now else await self.hgetall(k)
             for k in keys
         ]
+
+    async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
+        await self.hincr_many(updates, ttl)
+
+    async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
+        """As Redis's script does (no await between the check and the update)."""
+        now = time.monotonic()
+        for i, hold in enumerate(holds):
+            expired = self._hash_deadlines.get(hold.key, now + 1) <= now
+            counts: dict[str, float] = {} if expired else self._hashes.get(hold.key, {})
+            for field, amount in hold.amounts.items():
+                limit = hold.limits.get(field)
+                used = counts.get(field, 0.0) + counts.get(f"reserved_{field}", 0.0)
+                if limit is not None and (used >= limit or used + amount > limit):
+                    return i
+        updates = {h.key: {f"reserved_{f}": a for f, a in h.amounts.items()} for h in holds}
+        await self.hincr_many(updates, ttl)
+        return None
 
     async def ping(self) -> bool:
         return True

@@ -1,28 +1,72 @@
-"""Redis state: shared by every gateway instance that points at the same server."""
+"""Redis state: shared by every gateway instance that points at the same server.
+
+Calls go through a bounded, blocking connection pool (a burst waits for a connection, it
+does not fail) and through the process's one `RedisHealth`: while Redis is marked down a
+call raises `RedisUnavailable` at once and its caller uses its fallback. Debits (spend)
+that cannot be written now are queued and retried (`debit`), flushed on `aclose`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from gateway.observability.metrics import Metrics
+from gateway.state.backend import Hold
+from gateway.state.health import RedisHealth
 from gateway.state.redis_url import limits_uri, redis_client
+from gateway.state.reserve_script import RESERVE
+from gateway.state.retry_queue import RetryQueue
+
+TIMEOUT_SECONDS = 1.0
+Debit = tuple[dict[str, dict[str, float]], float | None]  # updates and their ttl
 
 
 class RedisState:
     kind = "redis"
 
-    def __init__(self, url: str, prefix: str = "gw:") -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "gw:",
+        metrics: Metrics | None = None,
+        pool_size: int = 64,
+        pool_timeout: float = 10.0,
+    ) -> None:
         self.url = url
         self.prefix = prefix
+        self.cluster = "+cluster://" in url
         self.client = redis_client(  # plain, Sentinel or Cluster, by the URL's scheme
-            url, socket_connect_timeout=1.0, socket_timeout=1.0, health_check_interval=10
+            url,
+            socket_connect_timeout=TIMEOUT_SECONDS,
+            socket_timeout=TIMEOUT_SECONDS,
+            health_check_interval=10,
+            # No client-side retries: a counter re-sent after a timeout counts twice, and
+            # a hung Redis would cost each call several timeouts.
+            retry=Retry(NoBackoff(), 0),
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
         )
+        self.pool_size, self.pool_timeout = pool_size, pool_timeout
+        self.health = RedisHealth(self._ping, metrics)
+        self.health.on_recovery.append(self.reset_connections)
+        self.debits: RetryQueue[Debit] = RetryQueue(
+            "spend", self._write_debits, metrics, self.health
+        )
+        self._reserve = self.client.register_script(RESERVE)
 
     async def get(self, key: str) -> bytes | None:
-        return await self.client.get(self.prefix + key)
+        with self.health.guard():
+            return await self.client.get(self.prefix + key)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = int(ttl * 1000) if ttl else None
-        await self.client.set(self.prefix + key, value, px=px)
+        with self.health.guard():
+            await self.client.set(self.prefix + key, value, px=px)
 
     async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
         px = int(ttl * 1000) if ttl else None
@@ -30,64 +74,137 @@ class RedisState:
         return previous
 
     async def delete(self, key: str) -> None:
-        await self.client.delete(self.prefix + key)
+        with self.health.guard():
+            await self.client.delete(self.prefix + key)
 
     async def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         full = self.prefix + key
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.incrbyfloat(full, amount)
-            if ttl:
-                pipe.pexpire(full, int(ttl * 1000), nx=True)
-            results = await pipe.execute()
+        with self.health.guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.incrbyfloat(full, amount)
+                if ttl:
+                    pipe.pexpire(full, int(ttl * 1000), nx=True)
+                results = await pipe.execute()
         return float(results[0])
 
     async def hincr(self, key: str, field: str, amount: float) -> float:
-        return float(await self.client.hincrbyfloat(self.prefix + key, field, amount))
+        with self.health.guard():
+            return float(await self.client.hincrbyfloat(self.prefix + key, field, amount))
 
     async def hgetall(self, key: str) -> dict[str, float]:
-        raw = await self.client.hgetall(self.prefix + key)
+        with self.health.guard():
+            raw = await self.client.hgetall(self.prefix + key)
         return {k.decode(): float(v) for k, v in raw.items()}
 
     async def hset(self, key: str, field: str, value: bytes) -> None:
-        await self.client.hset(self.prefix + key, field, value)
+        with self.health.guard():
+            await self.client.hset(self.prefix + key, field, value)
 
     async def hget(self, key: str, field: str) -> bytes | None:
-        return await self.client.hget(self.prefix + key, field)
+        with self.health.guard():
+            return await self.client.hget(self.prefix + key, field)
 
     async def hdel(self, key: str, field: str) -> None:
-        await self.client.hdel(self.prefix + key, field)
+        with self.health.guard():
+            await self.client.hdel(self.prefix + key, field)
 
     async def hvalues(self, key: str) -> dict[str, bytes]:
-        raw = await self.client.hgetall(self.prefix + key)
+        with self.health.guard():
+            raw = await self.client.hgetall(self.prefix + key)
         return {k.decode(): v for k, v in raw.items()}
 
     async def hincr_many(
         self, updates: dict[str, dict[str, float]], ttl: float | None = None
     ) -> None:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, amounts in updates.items():
-                full = self.prefix + key
-                for field, amount in amounts.items():
-                    pipe.hincrbyfloat(full, field, amount)
-                if ttl:
-                    pipe.pexpire(full, int(ttl * 1000), nx=True)
-            await pipe.execute()
+        with self.health.guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, amounts in updates.items():
+                    full = self.prefix + key
+                    for field, amount in amounts.items():
+                        if amount:
+                            pipe.hincrbyfloat(full, field, amount)
+                    if ttl:
+                        pipe.pexpire(full, int(ttl * 1000), nx=True)
+                await pipe.execute()
 
     async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(self.prefix + key)
-            results = await pipe.execute()
+        with self.health.guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(self.prefix + key)
+                results = await pipe.execute()
         return [{k.decode(): float(v) for k, v in raw.items()} for raw in results]
 
-    async def ping(self) -> bool:
+    async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
+        try:
+            await self.hincr_many(updates, ttl)
+        except Exception:
+            self.debits.put((updates, ttl))
+
+    async def _write_debits(self, batch: list[Debit]) -> None:
+        """Every queued debit in one pipeline (summed per hash field)."""
+        merged: dict[str, dict[str, float]] = {}
+        ttl = None
+        for updates, item_ttl in batch:
+            ttl = item_ttl if ttl is None else max(ttl, item_ttl or 0)
+            for key, amounts in updates.items():
+                fields = merged.setdefault(key, {})
+                for field, amount in amounts.items():
+                    fields[field] = fields.get(field, 0.0) + amount
+        await self.hincr_many(merged, ttl)
+
+    async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
+        ttl_ms = int((ttl or 0) * 1000) or 2**40
+        if not self.cluster:
+            return await self._reserve_holds(holds, ttl_ms)
+        # A Cluster cannot run one script over hashes in several slots: hold by hold,
+        # giving back what the earlier ones took when one lacks room.
+        for i, hold in enumerate(holds):
+            if await self._reserve_holds([hold], ttl_ms) is not None:
+                taken = {
+                    h.key: {f"reserved_{f}": -a for f, a in h.amounts.items()} for h in holds[:i]
+                }
+                await self.debit(taken)
+                return i
+        return None
+
+    async def _reserve_holds(self, holds: list[Hold], ttl_ms: int) -> int | None:
+        args: list[Any] = [ttl_ms]
+        for hold in holds:
+            args.append(len(hold.amounts))
+            for field, amount in hold.amounts.items():
+                limit = hold.limits.get(field)
+                args += [field, "" if limit is None else repr(float(limit)), repr(float(amount))]
+        keys = [self.prefix + h.key for h in holds]
+        with self.health.guard():
+            refused = int(await self._reserve(keys=keys, args=args))
+        return refused - 1 if refused else None
+
+    async def _ping(self) -> bool:
         try:
             return bool(await self.client.ping())
         except (RedisError, OSError):
             return False
 
+    async def ping(self) -> bool:
+        """For /ready: False at once while Redis is marked down (no wait on a hung
+        Redis), else a real ping, whose failure marks it down for every user."""
+        try:
+            with self.health.guard():
+                return bool(await self.client.ping())
+        except Exception:
+            return False
+
+    async def reset_connections(self) -> None:
+        """Drop pooled connections (stale after a Redis restart) so none fails a request."""
+        if not self.cluster:
+            with contextlib.suppress(Exception):
+                await self.client.connection_pool.disconnect()
+
     def limits_uri(self) -> str:
         return limits_uri(self.url)
 
     async def aclose(self) -> None:
+        await self.debits.flush()
+        await self.health.aclose()
         await self.client.aclose()

@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gateway.state.health import PoolExhausted
 
 SENTINEL_PORT = 26379
 REDIS_PORT = 6379
@@ -45,25 +49,52 @@ def parse_nodes_url(url: str, default_port: int) -> NodesURL:
 
 
 def redis_client(url: str, **options: Any) -> Any:
-    """A redis.asyncio client (plain, Sentinel-managed master, or Cluster) for `url`."""
+    """A redis.asyncio client (plain, Sentinel-managed master, or Cluster) for `url`.
+    `pool_size` and `pool_timeout`: a bounded pool whose callers wait for a connection
+    (plain, unix and Sentinel URLs); a Cluster gets `pool_size` connections per node."""
+    pool_size = options.pop("pool_size", None)
+    pool_timeout = options.pop("pool_timeout", None)
     if "+sentinel://" in url:
-        return _sentinel_master(url, options)
+        if pool_size is not None:
+            options |= {"max_connections": pool_size, "timeout": pool_timeout}
+        return _sentinel_master(url, options, pool_size is not None)
     if "+cluster://" in url:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
         parsed = parse_nodes_url(url, REDIS_PORT)
         options.pop("health_check_interval", None)
+        if pool_size is not None:  # redis-py's cluster pools raise at once when full
+            options["max_connections"] = pool_size
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in parsed.nodes],
             password=parsed.password,
             ssl=parsed.tls,
             **options,
         )
-    return aioredis.Redis.from_url(url, **options)
+    if pool_size is None:
+        return aioredis.Redis.from_url(url, **options)
+    pool = WaitingPool.from_url(url, max_connections=pool_size, timeout=pool_timeout, **options)
+    return aioredis.Redis.from_pool(pool)
 
 
-def _sentinel_master(url: str, options: dict[str, Any]) -> Any:
-    from redis.asyncio.sentinel import Sentinel
+class WaitingPool(aioredis.BlockingConnectionPool):
+    """A bounded pool whose callers wait for a free connection (back-pressure); after
+    the wait timeout they get `PoolExhausted`, which never counts as a Redis outage."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, asyncio.TimeoutError | TimeoutError):
+                raise PoolExhausted("every pooled Redis connection stayed busy") from exc
+            raise
+
+
+def _sentinel_master(url: str, options: dict[str, Any], waiting: bool) -> Any:
+    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+    class WaitingSentinelPool(SentinelConnectionPool, WaitingPool):
+        """The Sentinel-managed master's pool, bounded and blocking like WaitingPool."""
 
     parsed = parse_nodes_url(url, SENTINEL_PORT)
     if not parsed.path:
@@ -72,7 +103,10 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> Any:
     db = int(parsed.path[1]) if len(parsed.path) > 1 else 0
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
     sentinel = Sentinel(parsed.nodes, sentinel_kwargs=timeouts, ssl=parsed.tls, **timeouts)
-    return sentinel.master_for(service, password=parsed.password, db=db, **options)
+    pool_class = WaitingSentinelPool if waiting else SentinelConnectionPool
+    return sentinel.master_for(
+        service, password=parsed.password, db=db, connection_pool_class=pool_class, **options
+    )
 
 
 def limits_uri(url: str) -> str:

@@ -28,7 +28,7 @@ auth:
     - {{id: capped, hash: "{hash_key(KEY)}", team: t1}}
     - {{id: strict, hash: "{hash_key(KEY_REJECT)}", caps: {{on_exceed: reject, max_tokens: 50}}}}
   teams:
-    t1: {{budget: {{tokens_per_day: 25}}}}
+    t1: {{budget: {{tokens_per_day: 250}}}}
 caps:
   models:
     gpt-test: {{default_max_tokens: 64, max_tokens: 200, max_input_tokens: 40}}
@@ -92,20 +92,23 @@ def test_team_budget_exhaustion_and_usage(
     prefix: str,
 ) -> None:
     gateway = make_gateway(redis_state(redis_url, prefix) + CAPS_YAML)
+    body = {**BODY, "max_tokens": 200}  # reserves 8 prompt + 200 output tokens
     statuses = []
-    for _ in range(4):  # each reply uses 11 tokens; the team may use 25 a day
-        statuses.append(chat(gateway, BODY, AUTH).status_code)
-        time.sleep(0.05)  # the debit runs when the reply completes
-    assert statuses == [200, 200, 200, 429]
-    refused = chat(gateway, BODY, AUTH)
+    for _ in range(5):  # each reply uses 11 tokens; the team may use 250 a day
+        statuses.append(chat(gateway, body, AUTH).status_code)
+        time.sleep(0.05)  # the settlement runs when the reply completes
+    # The fifth's reservation (44 spent + 208) does not fit: refused before the call.
+    assert statuses == [200, 200, 200, 200, 429]
+    refused = chat(gateway, body, AUTH)
     assert refused.json()["error"]["code"] == "insufficient_quota"
     assert refused.json()["error"]["type"] == "insufficient_quota"
     usage = httpx.get(
         f"{gateway.url}/admin/keys/capped/usage", headers={"authorization": f"Bearer {ADMIN}"}
     ).json()
-    assert usage["usage"]["day"]["tokens"] == 33 and usage["usage"]["day"]["requests"] == 3
-    assert usage["team"]["usage"]["month"]["tokens"] == 33
-    assert len(upstream.requests) == 3
+    assert usage["usage"]["day"]["tokens"] == 44 and usage["usage"]["day"]["requests"] == 4
+    assert usage["team"]["usage"]["month"]["tokens"] == 44
+    assert len(upstream.requests) == 4
+    assert chat(gateway, {**BODY, "max_tokens": 100}, AUTH).status_code == 200  # 152 fits
 
 
 @pytest.mark.parametrize(

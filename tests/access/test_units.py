@@ -8,6 +8,7 @@ from gateway.auth.keys import KEY_PREFIX, hash_key, new_key
 from gateway.budgets import spend_key
 from gateway.config.schema import StateConfig
 from gateway.state import build_state
+from gateway.state.backend import Hold
 from gateway.tokens import CharEstimate, count_prompt_tokens, count_text, encoder
 
 
@@ -69,3 +70,20 @@ async def test_state_hashes_for_keys_and_budgets(state) -> None:  # type: ignore
         {"tokens": 5.0},
         {},
     ]
+
+
+async def test_reservations_are_all_or_none_and_count_what_is_held(state) -> None:  # type: ignore[no-untyped-def]
+    key, team = spend_key("key", "k", "day", "d"), spend_key("team", "t", "day", "d")
+    await state.hincr_many({key: {"usd": 0.5}}, ttl=60)
+    hold = [Hold(key, {"usd": 0.3, "tokens": 10}, {"usd": 1.0}), Hold(team, {"usd": 0.3}, {})]
+    assert await state.reserve(hold, ttl=60) is None  # 0.5 spent + 0.3 held <= 1
+    assert await state.reserve(hold, ttl=60) == 0  # 0.5 + 0.3 held + 0.3 > 1: nothing taken
+    too_big_for_team = [Hold(key, {"usd": 0.1}, {"usd": 1.0}), Hold(team, {"usd": 1}, {"usd": 1})]
+    assert await state.reserve(too_big_for_team, ttl=60) == 1
+    counts = await state.hgetall_many([key, team])
+    assert counts == [
+        {"usd": 0.5, "reserved_usd": pytest.approx(0.3), "reserved_tokens": 10.0},
+        {"reserved_usd": pytest.approx(0.3)},
+    ]
+    await state.debit({key: {"usd": 0.2, "reserved_usd": -0.3, "reserved_tokens": -10}}, ttl=60)
+    assert await state.reserve(hold, ttl=60) is None  # 0.7 spent + 0.3 fits exactly
