@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config.schema import GatewayConfig
+from gateway.db.http import usage_routes
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
 from gateway.http.hot_paths import HotPaths
@@ -59,6 +60,7 @@ def create_app(
         Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),
         *experiments.routes(runtime),  # route dry-run, feedback, experiment reports
         *admin.admin_routes(runtime),  # /admin/keys (403 while no auth.admin_key is set)
+        *usage_routes(runtime),  # /admin/usage from the PostgreSQL ledger
     ]
     if config.metrics.enabled:
         routes.append(Route("/metrics", metrics_endpoint(runtime), methods=["GET"]))

@@ -9,6 +9,7 @@ GatewayError                      500 api_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
+├── DatabaseUnavailable           503 api_error: state.database unreachable (admin reads)
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
 │   └── UpstreamTimeout           504
@@ -109,6 +110,13 @@ class QuotaExceeded(GatewayError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("code", "insufficient_quota")
         super().__init__(message, **kwargs)
+
+
+class DatabaseUnavailable(GatewayError):
+    """The system of record (state.database) cannot be reached for a read that needs it."""
+
+    status = 503
+    log_level = logging.WARNING
 
 
 class UpstreamError(GatewayError):

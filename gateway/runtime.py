@@ -8,6 +8,7 @@ import time
 
 from gateway.cache.lifecycle import cache_backends, shared_embedder
 from gateway.config.schema import GatewayConfig
+from gateway.db.setup import system_of_record, with_records
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
@@ -49,13 +50,16 @@ class Runtime:
     ) -> Services:
         """Every live object a config needs, built here for both start and reload.
         On reload `previous` lends what did not change (provider pools, the state client)."""
+        records = system_of_record(config, self.metrics, previous)
         if previous is None:
             providers = build_providers(config)
-            state = build_state(config.state)
+            state = with_records(build_state(config.state), records)
         else:
             providers = reuse_providers(self.config, previous.providers, config)
-            same_state = config.state == self.config.state
-            state = previous.state if same_state else build_state(config.state)
+            if config.state == self.config.state:
+                state = previous.state
+            else:
+                state = with_records(build_state(config.state), records)
         tracing = build_tracing(config.tracing, previous.tracing if previous else None)
         if tracing is not None:
             providers = tracing.providers(providers, config.providers)  # a span per attempt
@@ -67,6 +71,7 @@ class Runtime:
             limiter=await access_limiter(config, self.metrics, state, previous),
             embedder=shared_embedder(config, previous.embedder if previous else None),
             cache=cache_backends(config.cache, state, previous.cache if previous else None),
+            records=records,
         )
 
     def activate(self, config: GatewayConfig, services: Services) -> None:
@@ -102,6 +107,8 @@ class Runtime:
             await self.services.limiter.aclose()
         if self.services.cache is not None:
             await self.services.cache.aclose()
+        if self.services.records is not None:  # last: flushes the final requests' ledger rows
+            await self.services.records.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether this instance should get traffic, with the details of each check."""

@@ -40,6 +40,11 @@ class StateConfig(Section):
         "redis://127.0.0.1:6379/0", description="Redis URL (redis://, rediss://)."
     )
     key_prefix: str = Field("gw:", description="Prefix of every Redis key this gateway writes.")
+    database: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL (as ${DATABASE_URL}): the system of record for admin-created "
+        "keys, the usage ledger, experiment feedback and stored responses.",
+    )
 
 
 class LoggingConfig(Section):

@@ -12,7 +12,7 @@ from gateway.errors import GatewayError
 from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
-from gateway.pipeline.access import auth_stages, caps_stages
+from gateway.pipeline.access import auth_stages, caps_stages, price_book
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
@@ -23,6 +23,7 @@ from gateway.types import Next, Provider, Reply, Stage
 if TYPE_CHECKING:  # cache services: imported by their builders only when configured
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
+    from gateway.db.records import Records
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Services:
     tracing: Tracing | None = None  # OpenTelemetry, when tracing.enabled
     embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
     cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
+    records: Records | None = None  # PostgreSQL system of record (state.database)
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
@@ -45,6 +47,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             services.metrics,
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
+            ledger=services.records.ledger_sink(price_book(config)) if services.records else None,
         ),
         # auth: key -> Principal (401/403); ratelimit: requests before, tokens settled after (429)
         *auth_stages(config, services),
