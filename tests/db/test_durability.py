@@ -1,0 +1,86 @@
+"""Redis loses everything (flushed: only this test's prefix): admin-created keys keep
+working from the database, revoked ones stay revoked, and budgets keep their totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.db.conftest import clear_ledger, fetchval, wait_until
+from tests.db.gateways import (
+    COST_PER_REQUEST,
+    KEY_A,
+    admin,
+    chat,
+    db_config,
+    redis_state,
+    running_gateway,
+)
+from tests.redis_keys import drop_prefix, unique_prefix
+from tests.servers import RunningServer
+from tests.upstream import FakeUpstream
+
+Upstream = tuple[FakeUpstream, RunningServer]
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    redis.Redis.from_url(redis_url).ping()  # fails (not skips) without Redis
+    prefix = unique_prefix()
+    yield prefix
+    drop_prefix(redis_url, prefix)
+
+
+def test_admin_created_keys_survive_a_redis_flush_and_revocations_stay(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+) -> None:
+    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    with running_gateway(config) as gw:
+        kept = admin(gw, "POST", "/admin/keys", json={"id": "dyn-kept", "team": "red"}).json()
+        gone = admin(gw, "POST", "/admin/keys", json={"id": "dyn-gone"}).json()
+        assert chat(gw, kept["key"]).status_code == 200
+        drop_prefix(redis_url, prefix)  # Redis restarted without persistence
+        assert wait_until(lambda: chat(gw, kept["key"]).status_code == 200)
+        assert chat(gw, gone["key"]).status_code == 200
+        assert admin(gw, "DELETE", "/admin/keys/dyn-gone").status_code == 200
+        drop_prefix(redis_url, prefix)
+        assert wait_until(lambda: chat(gw, gone["key"]).status_code == 401)
+        assert chat(gw, kept["key"]).status_code == 200
+        listed = {k["id"] for k in admin(gw, "GET", "/admin/keys").json()["data"]}
+        assert "dyn-kept" in listed and "dyn-gone" not in listed
+    stored = fetchval(database_url, "SELECT record::text FROM api_keys WHERE id = 'dyn-kept'")
+    assert kept["key"] not in stored and "sha256:" in stored  # the hash, never the key
+
+
+def test_a_budget_at_90_percent_stays_at_90_percent_after_redis_loses_it(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+) -> None:
+    clear_ledger(database_url)
+    budget = 10 * COST_PER_REQUEST
+    teams = f"{{red: {{budget: {{usd_per_day: {budget}}}}}}}"
+    state = redis_state(redis_url, prefix)
+    config = db_config(upstream_server[1].url, database_url, state, teams=teams)
+    with running_gateway(config) as gw:
+        for _ in range(9):
+            assert chat(gw, KEY_A).status_code == 200
+        usage = admin(gw, "GET", "/admin/keys/key-a/usage").json()
+        assert usage["team"]["usage"]["day"]["usd"] == pytest.approx(0.9 * budget)
+        count = "SELECT count(*) FROM usage_ledger WHERE team = 'red'"
+        assert wait_until(lambda: fetchval(database_url, count) == 9)
+        drop_prefix(redis_url, prefix)
+        assert chat(gw, KEY_A).status_code == 200  # 90% -> 100%: still allowed
+        refused = chat(gw, KEY_A)
+        assert refused.status_code == 429, "the budget restarted at zero"
+        assert refused.json()["error"]["type"] == "insufficient_quota"
+        usage = admin(gw, "GET", "/admin/keys/key-a/usage").json()
+        assert usage["team"]["usage"]["day"]["usd"] == pytest.approx(budget)
