@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gateway.config.access import AuthConfig, CapsSection, LimitsConfig, ModelPrice
 from gateway.config.cache import CacheConfig
@@ -43,8 +43,13 @@ class StateConfig(Section):
     database: SecretStr | None = Field(
         None,
         description="PostgreSQL URL (as ${DATABASE_URL}): the system of record for admin-created "
-        "keys, the usage ledger, experiment feedback and stored responses.",
+        "keys, the usage ledger, experiment feedback and stored responses. Empty: none.",
     )
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # `${DATABASE_URL:-}` unset: no database
 
 
 class LoggingConfig(Section):
