@@ -92,7 +92,7 @@ def queue_costs(redis_url: str, rows: int) -> dict[str, float]:
     prices = PriceBook()
     prices.cost("bench", "bench-model", 1, 1)  # load the price table before timing
     started = time.perf_counter()
-    built = [ledger_row(ctx, reply, prices) for _ in range(rows)]
+    built = [ledger_row(ctx, reply, prices, 1 << 70) for _ in range(rows)]
     build_us = (time.perf_counter() - started) / rows * 1e6
     queue: deque[Any] = deque()
     started = time.perf_counter()
@@ -101,7 +101,7 @@ def queue_costs(redis_url: str, rows: int) -> dict[str, float]:
     append_us = (time.perf_counter() - started) / rows * 1e6
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    kept = deque(ledger_row(ctx, reply, prices) for _ in range(rows))
+    kept = deque(ledger_row(ctx, reply, prices, 1 << 70) for _ in range(rows))
     row_bytes = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
     tracemalloc.stop()
     client = redis.Redis.from_url(redis_url)

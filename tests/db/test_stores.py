@@ -93,7 +93,7 @@ def test_stored_responses_are_scoped_to_their_key_and_expire(database_url: str) 
 
 def row(request_id: str) -> tuple[object, ...]:
     values: dict[str, object] = {
-        "entry_id": uuid.uuid4(),
+        "entry_id": uuid.uuid4().int,
         "at": 1.7e9,
         "request_id": request_id,
         "key_id": "k",
@@ -145,7 +145,6 @@ def test_a_full_queue_counts_what_it_drops() -> None:
     assert (
         metrics.registry.get_sample_value("gateway_ledger_rows_total", {"outcome": "dropped"}) == 2
     )
-    assert metrics.registry.get_sample_value("gateway_ledger_queue_rows") == 3
 
 
 def dropped(metrics: Metrics) -> float | None:
