@@ -121,6 +121,10 @@ class Runtime:
             checks["state"] = f"{self.services.state.kind}: {'ok' if state_ok else 'unreachable'}"
             if not state_ok:
                 checks["degraded"] = True
+            records = self.services.records  # down: the ledger queues, requests go on
+            if records is not None and not await records.database.ping():
+                checks["database"] = "unreachable"
+                checks["degraded"] = True
             limiter = self.services.limiter
             if limiter is not None and limiter.health():
                 checks["ratelimit"] = limiter.health()

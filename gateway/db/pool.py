@@ -37,10 +37,15 @@ class Database:
                     )
         return self._pool
 
-    async def ping(self) -> bool:
-        try:
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """True when the database answers within `timeout` (readiness must stay fast)."""
+
+        async def select_one() -> bool:
             pool = await self.pool()
             return await pool.fetchval("SELECT 1") == 1
+
+        try:
+            return await asyncio.wait_for(select_one(), timeout)
         except DB_ERRORS:
             return False
 

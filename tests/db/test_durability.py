@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redis
 
-from tests.db.conftest import clear_ledger, fetchval, wait_until
+from tests.db.conftest import clear_ledger, database_cut_off, fetchval, wait_until
 from tests.db.gateways import (
     COST_PER_REQUEST,
     KEY_A,
@@ -84,3 +85,24 @@ def test_a_budget_at_90_percent_stays_at_90_percent_after_redis_loses_it(
         assert refused.json()["error"]["type"] == "insufficient_quota"
         usage = admin(gw, "GET", "/admin/keys/key-a/usage").json()
         assert usage["team"]["usage"]["day"]["usd"] == pytest.approx(budget)
+
+
+def test_redis_and_the_database_both_lost_budgets_fail_open_and_ready_says_degraded(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+) -> None:
+    teams = "{red: {budget: {usd_per_day: 1000000}}}"
+    state = redis_state(redis_url, prefix)
+    config = db_config(upstream_server[1].url, database_url, state, teams=teams)
+    with running_gateway(config) as gw:
+        assert chat(gw, KEY_A).status_code == 200
+        with database_cut_off(database_url):
+            drop_prefix(redis_url, prefix)
+            assert [chat(gw, KEY_A).status_code for _ in range(5)] == [200] * 5
+            ready = httpx.get(f"{gw.url}/ready").json()
+            assert ready["status"] == "degraded" and ready["checks"]["database"] == "unreachable"
+        assert wait_until(lambda: "database" not in httpx.get(f"{gw.url}/ready").json()["checks"])
+    assert wait_until(lambda: fetchval(database_url, "SELECT count(*) FROM usage_ledger") >= 6)
