@@ -4,7 +4,14 @@ experiment (a second verdict replaces the first)."""
 
 from __future__ import annotations
 
-from gateway.db.pool import Database
+import asyncio
+import logging
+
+from gateway.db.pool import DB_ERRORS, Database
+from gateway.experiments.store import Link
+
+log = logging.getLogger("gateway")
+KEEP_TIMEOUT = 2.0  # seconds a feedback call waits for the database at most
 
 
 class FeedbackArchive:
@@ -17,7 +24,7 @@ class FeedbackArchive:
         experiment: str,
         variant: str,
         key_id: str,
-        outcome: str,
+        outcome: str | None,
         score: float | None = None,
     ) -> None:
         pool = await self.db.pool()
@@ -33,3 +40,15 @@ class FeedbackArchive:
             outcome,
             score,
         )
+
+    async def keep(
+        self, request_id: str, link: Link, outcome: str | None, score: float | None
+    ) -> None:
+        """Record, but never fail the feedback call: the state backend has counted it."""
+        try:
+            await asyncio.wait_for(
+                self.record(request_id, link.experiment, link.variant, link.key_id, outcome, score),
+                KEEP_TIMEOUT,
+            )
+        except DB_ERRORS as exc:
+            log.warning("feedback not kept in the database", extra={"error": type(exc).__name__})

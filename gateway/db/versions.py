@@ -50,7 +50,7 @@ VERSIONS: tuple[tuple[int, str, str], ...] = (
             experiment text NOT NULL,
             variant    text NOT NULL,
             key_id     text NOT NULL,
-            outcome    text NOT NULL,
+            outcome    text,  -- accepted, rejected, corrected; or only a score
             score      double precision,
             at         timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (request_id, experiment)

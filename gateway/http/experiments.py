@@ -108,6 +108,9 @@ def feedback_endpoint(runtime: Runtime) -> Handler:
         except GatewayError as err:
             return _error(err)
         await store.record_feedback(link.experiment, link.variant, outcome, score)
+        records = runtime.services.records  # kept in PostgreSQL too, when configured
+        if records is not None:
+            await records.feedback.keep(request_id, link, outcome, score)
         if link.experiment in runtime.config.experiments:  # bounded labels: configured only
             label = outcome or "score"
             runtime.metrics.experiment_feedback.labels(link.experiment, link.variant, label).inc()
