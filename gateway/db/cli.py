@@ -12,7 +12,8 @@ import asyncio
 import csv
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,23 +89,25 @@ def database_url(args: argparse.Namespace) -> str:
     raise CommandError("no database: give --database, $DATABASE_URL or a config with one")
 
 
-async def _connect(args: argparse.Namespace) -> Any:
+@asynccontextmanager
+async def connection(args: argparse.Namespace) -> AsyncIterator[Any]:
     from gateway.db.pool import DB_ERRORS, connect
 
     try:
-        return await connect(database_url(args))
+        conn = await connect(database_url(args))
     except DB_ERRORS as exc:  # the URL (with its password) is never printed
         raise CommandError(f"cannot connect to the database ({type(exc).__name__})") from None
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def run_upgrade(args: argparse.Namespace) -> int:
     from gateway.db.migrations import upgrade
 
-    conn = await _connect(args)
-    try:
+    async with connection(args) as conn:
         applied = await upgrade(conn)
-    finally:
-        await conn.close()
     print(f"applied: {', '.join(map(str, applied))}" if applied else "up to date")
     return 0
 
@@ -112,11 +115,8 @@ async def run_upgrade(args: argparse.Namespace) -> int:
 async def run_status(args: argparse.Namespace) -> int:
     from gateway.db.migrations import pending, status
 
-    conn = await _connect(args)
-    try:
+    async with connection(args) as conn:
         states = await status(conn)
-    finally:
-        await conn.close()
     for state in states:
         print(f"{state.version:>4}  {state.applied_at or 'pending':<32}  {state.name}")
     return 1 if pending(states) else 0
@@ -129,11 +129,8 @@ async def run_usage_report(args: argparse.Namespace) -> int:
         query = UsageQuery.parse(args.start, args.end, args.group_by)
     except BadUsageQuery as err:
         raise CommandError(str(err)) from None
-    conn = await _connect(args)
-    try:
+    async with connection(args) as conn:
         rows = await usage_report(conn, query)
-    finally:
-        await conn.close()
     header = [query.group_by, *FIELDS]
     table = [[str(row[name]) for name in header] for row in rows]
     if args.format == "csv":
@@ -148,11 +145,8 @@ async def run_usage_report(args: argparse.Namespace) -> int:
 
 
 async def run_keys_export(args: argparse.Namespace) -> int:
-    conn = await _connect(args)
-    try:
+    async with connection(args) as conn:
         rows = await conn.fetch("SELECT record::text AS record FROM api_keys ORDER BY id")
-    finally:
-        await conn.close()
     for row in rows:
         sys.stdout.write(row["record"] + "\n")
     return 0
@@ -166,21 +160,17 @@ async def run_keys_import(args: argparse.Namespace) -> int:
         records = parse_key_lines(text)
     except ValueError as err:
         raise CommandError(str(err)) from None
-    conn = await _connect(args)
-    try:
-        async with conn.transaction():
-            added = 0
-            for hexdigest, key_id, record in records:
-                done = await conn.execute(
-                    "INSERT INTO api_keys (digest, id, record) VALUES ($1, $2, $3::jsonb) "
-                    "ON CONFLICT DO NOTHING",
-                    hexdigest,
-                    key_id,
-                    orjson.dumps(record).decode(),
-                )
-                added += done == "INSERT 0 1"
-    finally:
-        await conn.close()
+    added = 0
+    async with connection(args) as conn, conn.transaction():
+        for hexdigest, key_id, record in records:
+            done = await conn.execute(
+                "INSERT INTO api_keys (digest, id, record) VALUES ($1, $2, $3::jsonb) "
+                "ON CONFLICT DO NOTHING",
+                hexdigest,
+                key_id,
+                orjson.dumps(record).decode(),
+            )
+            added += done == "INSERT 0 1"
     print(f"imported {added} key(s), {len(records) - added} already present")
     await _resync_marker(args)
     return 0
