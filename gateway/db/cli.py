@@ -12,7 +12,7 @@ import asyncio
 import csv
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def _database_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sync(command: Callable[[argparse.Namespace], Awaitable[int]]) -> CommandRun:
+def _sync(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> CommandRun:
     def run(args: argparse.Namespace) -> int:
         try:
             return asyncio.run(command(args))
