@@ -13,15 +13,27 @@ presented by attackers never reach PostgreSQL. YAML keys never pass through here
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import orjson
 
 from gateway.auth.keys import BY_HASH, BY_ID, KeyExists
-from gateway.db.pool import Database
+from gateway.db.pool import DB_ERRORS, Database
+from gateway.errors import DatabaseUnavailable
 from gateway.state import StateBackend
 
 SYNCED = "auth:keys:synced"
+
+
+@asynccontextmanager
+async def unavailable_as_503() -> AsyncIterator[None]:
+    """An admin change or listing the database cannot take: 503, nothing half-done."""
+    try:
+        yield
+    except DB_ERRORS:
+        raise DatabaseUnavailable("The key database cannot be reached; try again.") from None
 
 
 class KeyArchive:
@@ -69,23 +81,28 @@ class KeyBackedState:
 
     async def hget(self, key: str, field: str) -> bytes | None:
         found = await self.inner.hget(key, field)
-        if found is None and key in (BY_HASH, BY_ID) and await self.resync():
-            found = await self.inner.hget(key, field)
+        if found is None and key in (BY_HASH, BY_ID):
+            async with unavailable_as_503():
+                if await self.resync():
+                    found = await self.inner.hget(key, field)
         return found
 
     async def hset(self, key: str, field: str, value: bytes) -> None:
         if key == BY_HASH:
-            await self.archive.put(field, value)
+            async with unavailable_as_503():
+                await self.archive.put(field, value)
         await self.inner.hset(key, field, value)
 
     async def hdel(self, key: str, field: str) -> None:
         if key == BY_HASH:
-            await self.archive.delete(field)
+            async with unavailable_as_503():
+                await self.archive.delete(field)
         await self.inner.hdel(key, field)
 
     async def hvalues(self, key: str) -> dict[str, bytes]:
         if key in (BY_HASH, BY_ID):
-            await self.resync()
+            async with unavailable_as_503():
+                await self.resync()
         return await self.inner.hvalues(key)
 
     async def resync(self) -> bool:

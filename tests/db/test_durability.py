@@ -106,3 +106,23 @@ def test_redis_and_the_database_both_lost_budgets_fail_open_and_ready_says_degra
             assert ready["status"] == "degraded" and ready["checks"]["database"] == "unreachable"
         assert wait_until(lambda: "database" not in httpx.get(f"{gw.url}/ready").json()["checks"])
     assert wait_until(lambda: fetchval(database_url, "SELECT count(*) FROM usage_ledger") >= 6)
+
+
+def test_admin_key_changes_while_the_database_is_down_get_503_and_change_nothing(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+) -> None:
+    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    with running_gateway(config) as gw:
+        kept = admin(gw, "POST", "/admin/keys", json={"id": "dyn-outage"}).json()
+        with database_cut_off(database_url):
+            created = admin(gw, "POST", "/admin/keys", json={"id": "dyn-new"})
+            assert created.status_code == 503
+            assert created.json()["error"]["message"].startswith("The key database")
+            assert admin(gw, "DELETE", "/admin/keys/dyn-outage").status_code == 503
+            assert chat(gw, kept["key"]).status_code == 200  # Redis still has it
+        assert admin(gw, "GET", "/admin/keys/dyn-new/usage").status_code == 404
+        assert chat(gw, kept["key"]).status_code == 200
