@@ -162,14 +162,18 @@ class LedgerWriter:
         while True:
             delay = self.interval
             if self._failures:
-                delay = min(self.max_backoff, self.interval * 2**self._failures)
+                delay = min(self.max_backoff, self.interval * 2 ** min(self._failures, 10))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), timeout=delay)
             self._full.clear()
             self.metrics.ledger_queue.set(len(self.queue))
-            while self.queue and await self.write_batch():
-                if len(self.queue) < self.batch:
-                    break
+            try:
+                while self.queue and await self.write_batch():
+                    if len(self.queue) < self.batch:
+                        break
+            except Exception as exc:  # a bug must not stop the writer: rows stay queued
+                log.exception("ledger writer error")
+                self._failed(exc)
 
     async def write_batch(self) -> bool:
         """Write the oldest rows (up to one batch); True when they are in the database."""
