@@ -65,6 +65,11 @@ def _sync(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]) -> 
         except CommandError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        except ModuleNotFoundError as err:
+            if err.name != "asyncpg":
+                raise
+            print("error: needs asyncpg: pip install 'gateway[database]'", file=sys.stderr)
+            return 1
 
     return run
 

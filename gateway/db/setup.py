@@ -9,6 +9,8 @@ from gateway.config.schema import GatewayConfig
 from gateway.observability.metrics import Metrics
 from gateway.state import StateBackend
 
+MISSING_DRIVER = "state.database needs asyncpg: pip install 'gateway[database]'"
+
 if TYPE_CHECKING:
     from gateway.db.records import Records
     from gateway.pipeline.build import Services
@@ -21,7 +23,10 @@ def system_of_record(
     database = config.state.database
     if database is None:
         return None
-    from gateway.db.records import build_records
+    try:
+        from gateway.db.records import build_records
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(MISSING_DRIVER) from exc
 
     earlier = previous.records if previous else None
     return build_records(database.get_secret_value(), metrics, earlier)

@@ -4,11 +4,15 @@ working from the database, revoked ones stay revoked, and budgets keep their tot
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
+from gateway.auth.keys import hash_key
+from gateway.cli import main
 from tests.db.conftest import clear_ledger, database_cut_off, fetchval, wait_until
 from tests.db.gateways import (
     COST_PER_REQUEST,
@@ -126,3 +130,25 @@ def test_admin_key_changes_while_the_database_is_down_get_503_and_change_nothing
             assert chat(gw, kept["key"]).status_code == 200  # Redis still has it
         assert admin(gw, "GET", "/admin/keys/dyn-new/usage").status_code == 404
         assert chat(gw, kept["key"]).status_code == 200
+
+
+def test_imported_keys_reach_running_instances(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+    tmp_path: Path,
+) -> None:
+    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    config_path = tmp_path / "gateway.yaml"
+    config_path.write_text(config)
+    moved = "sk-gw-moved-from-another-instance-0123456789"
+    record = {"id": "moved-in", "hash": hash_key(moved), "policy": {"team": "red"}}
+    keys_file = tmp_path / "keys.jsonl"
+    keys_file.write_bytes(orjson.dumps(record) + b"\n")
+    with running_gateway(config) as gw:
+        assert admin(gw, "GET", "/admin/keys").status_code == 200  # the state is synced
+        assert chat(gw, moved).status_code == 401
+        assert main(["keys", "import", "--config", str(config_path), str(keys_file)]) == 0
+        assert wait_until(lambda: chat(gw, moved).status_code == 200)
