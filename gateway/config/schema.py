@@ -48,8 +48,12 @@ class StateConfig(Section):
 
     @field_validator("database", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value  # `${DATABASE_URL:-}` unset: no database
+    def _postgres_url(cls, value: object) -> object:
+        if value == "":
+            return None  # `${DATABASE_URL:-}` unset: no database
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")  # the value is a secret: not echoed
+        return value
 
 
 class LoggingConfig(Section):
