@@ -3,8 +3,6 @@ pre-install/pre-upgrade migration Job, and the rendered config names it by ${DAT
 
 from __future__ import annotations
 
-import os
-
 import kubernetes_validate
 import pytest
 import yaml
@@ -20,7 +18,9 @@ VALUES = {
 SECRET_REF = {"secretKeyRef": {"name": "gateway-db", "key": "url"}}
 
 
-def test_database_url_comes_from_the_secret_and_a_hook_job_migrates_first() -> None:
+def test_database_url_comes_from_the_secret_and_a_hook_job_migrates_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     docs = by_kind(render(VALUES))
     pod = gateway_deployment(render(VALUES))["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
@@ -40,8 +40,8 @@ def test_database_url_comes_from_the_secret_and_a_hook_job_migrates_first() -> N
         "database": "${DATABASE_URL}",
         "key_prefix": "prod:",  # the user's own state settings are kept
     }
-    os.environ.setdefault("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379/0")
-    os.environ.setdefault("DATABASE_URL", "postgresql://u@db/gateway")
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/gateway")
     assert load_config_text(text).state.database is not None
 
 

@@ -3,7 +3,7 @@ working from the database, revoked ones stay revoked, and budgets keep their tot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,6 +30,26 @@ from tests.upstream import FakeUpstream
 Upstream = tuple[FakeUpstream, RunningServer]
 
 
+MakeConfig = Callable[..., str]
+
+
+@pytest.fixture
+def make_config(
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    upstream_server: Upstream,
+    upstream: FakeUpstream,
+) -> MakeConfig:
+    """The gateway config of these tests: the database, Redis under this test's prefix."""
+
+    def make(teams: str = "{}") -> str:
+        state = redis_state(redis_url, prefix)
+        return db_config(upstream_server[1].url, database_url, state, teams=teams)
+
+    return make
+
+
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:
     redis.Redis.from_url(redis_url).ping()  # fails (not skips) without Redis
@@ -39,13 +59,9 @@ def prefix(redis_url: str) -> Iterator[str]:
 
 
 def test_admin_created_keys_survive_a_redis_flush_and_revocations_stay(
-    database_url: str,
-    redis_url: str,
-    prefix: str,
-    upstream_server: Upstream,
-    upstream: FakeUpstream,
+    make_config: MakeConfig, database_url: str, redis_url: str, prefix: str
 ) -> None:
-    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    config = make_config()
     with running_gateway(config) as gw:
         kept = admin(gw, "POST", "/admin/keys", json={"id": "dyn-kept", "team": "red"}).json()
         gone = admin(gw, "POST", "/admin/keys", json={"id": "dyn-gone"}).json()
@@ -64,17 +80,12 @@ def test_admin_created_keys_survive_a_redis_flush_and_revocations_stay(
 
 
 def test_a_budget_at_90_percent_stays_at_90_percent_after_redis_loses_it(
-    database_url: str,
-    redis_url: str,
-    prefix: str,
-    upstream_server: Upstream,
-    upstream: FakeUpstream,
+    make_config: MakeConfig, database_url: str, redis_url: str, prefix: str
 ) -> None:
     clear_ledger(database_url)
     budget = 10 * COST_PER_REQUEST
     teams = f"{{red: {{budget: {{usd_per_day: {budget}}}}}}}"
-    state = redis_state(redis_url, prefix)
-    config = db_config(upstream_server[1].url, database_url, state, teams=teams)
+    config = make_config(teams)
     with running_gateway(config) as gw:
         for _ in range(9):
             assert chat(gw, KEY_A).status_code == 200
@@ -92,15 +103,10 @@ def test_a_budget_at_90_percent_stays_at_90_percent_after_redis_loses_it(
 
 
 def test_redis_and_the_database_both_lost_budgets_fail_open_and_ready_says_degraded(
-    database_url: str,
-    redis_url: str,
-    prefix: str,
-    upstream_server: Upstream,
-    upstream: FakeUpstream,
+    make_config: MakeConfig, database_url: str, redis_url: str, prefix: str
 ) -> None:
     teams = "{red: {budget: {usd_per_day: 1000000}}}"
-    state = redis_state(redis_url, prefix)
-    config = db_config(upstream_server[1].url, database_url, state, teams=teams)
+    config = make_config(teams)
     with running_gateway(config) as gw:
         assert chat(gw, KEY_A).status_code == 200
         with database_cut_off(database_url):
@@ -113,13 +119,9 @@ def test_redis_and_the_database_both_lost_budgets_fail_open_and_ready_says_degra
 
 
 def test_admin_key_changes_while_the_database_is_down_get_503_and_change_nothing(
-    database_url: str,
-    redis_url: str,
-    prefix: str,
-    upstream_server: Upstream,
-    upstream: FakeUpstream,
+    make_config: MakeConfig, database_url: str, redis_url: str, prefix: str
 ) -> None:
-    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    config = make_config()
     with running_gateway(config) as gw:
         kept = admin(gw, "POST", "/admin/keys", json={"id": "dyn-outage"}).json()
         with database_cut_off(database_url):
@@ -133,14 +135,9 @@ def test_admin_key_changes_while_the_database_is_down_get_503_and_change_nothing
 
 
 def test_imported_keys_reach_running_instances(
-    database_url: str,
-    redis_url: str,
-    prefix: str,
-    upstream_server: Upstream,
-    upstream: FakeUpstream,
-    tmp_path: Path,
+    make_config: MakeConfig, database_url: str, tmp_path: Path
 ) -> None:
-    config = db_config(upstream_server[1].url, database_url, redis_state(redis_url, prefix))
+    config = make_config()
     config_path = tmp_path / "gateway.yaml"
     config_path.write_text(config)
     moved = "sk-gw-moved-from-another-instance-0123456789"
@@ -150,5 +147,6 @@ def test_imported_keys_reach_running_instances(
     with running_gateway(config) as gw:
         assert admin(gw, "GET", "/admin/keys").status_code == 200  # the state is synced
         assert chat(gw, moved).status_code == 401
-        assert main(["keys", "import", "--config", str(config_path), str(keys_file)]) == 0
+        argv = ["--database", database_url, "--config", str(config_path), str(keys_file)]
+        assert main(["keys", "import", *argv]) == 0
         assert wait_until(lambda: chat(gw, moved).status_code == 200)
