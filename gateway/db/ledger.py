@@ -12,8 +12,10 @@ it (x-request-id), and a unique request id would let one client's id erase anoth
 
 Why memory and not disk or a Redis stream: the chart runs with a read-only root
 filesystem, and a Redis stream puts a network round trip (plus Redis memory) on every
-request to protect against the rare case of PostgreSQL being down *and* the process dying;
-benchmarks/bench_ledger.py measures both costs.
+request to protect against the rare case of PostgreSQL being down *and* the process dying.
+benchmarks/bench_ledger.py measured (2-core VM under load): a row built and queued 2.6-5 us,
+the writer 4.8 us of CPU per row, a Redis XADD 98-430 us; a queued row 288 bytes, so the
+100,000-row bound (about 100 s of a 1,000 req/s outage) holds about 29 MB.
 """
 
 from __future__ import annotations
