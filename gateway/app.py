@@ -20,6 +20,7 @@ from gateway.http.hot_paths import HotPaths
 from gateway.http.models import models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
+from gateway.http.usage import usage_routes
 from gateway.observability.metrics import Metrics
 from gateway.reload import Reloader, reload_endpoint
 from gateway.runtime import Runtime
@@ -60,6 +61,7 @@ def create_app(
         *experiments.routes(runtime),  # route dry-run, feedback, experiment reports
         *admin.admin_routes(runtime),  # /admin/keys (403 while no auth.admin_key is set)
         Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),  # 404 when disabled
+        *usage_routes(runtime),  # /admin/usage from the PostgreSQL ledger
     ]
     app = Starlette(
         routes=routes,

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, load_config
+from gateway.db.cli import add_commands as add_database_commands
 from gateway.experiments.cli import add_commands as add_experiment_commands
 
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--id", default="my-key", help="the key id for the YAML snippet")
     create.set_defaults(run=run_keys_create)
+    add_database_commands(commands, keys_commands)  # db, usage report, keys import/export
     return parser
 
 

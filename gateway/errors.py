@@ -10,6 +10,7 @@ GatewayError                      500 api_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
 ├── Unavailable                   503 the gateway cannot serve this now (Retry-After)
+│   ├── DatabaseUnavailable       503 state.database unreachable (admin reads)
 │   ├── StateUnavailable          503 the state backend failed (feedback, reports)
 │   └── ShuttingDown              503 a stream ended by the shutdown grace period
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
@@ -127,6 +128,12 @@ class ShuttingDown(Unavailable):
 
 
 class StateUnavailable(Unavailable):
+    error_type = "api_error"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The system of record (state.database) cannot be reached for a read that needs it."""
+
     error_type = "api_error"
 
 

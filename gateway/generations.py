@@ -113,4 +113,6 @@ def leftovers(old: Services, new: Services) -> list[Callable[[], Awaitable[None]
         closers.append(old.limiter.aclose)
     if old.cache is not None:
         closers += old.cache.closers_replaced_by(new.cache)
+    if old.records is not None and old.records is not new.records:
+        closers.append(old.records.aclose)
     return closers

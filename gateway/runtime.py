@@ -8,6 +8,7 @@ import time
 
 from gateway.cache.lifecycle import cache_backends, shared_embedder
 from gateway.config.schema import GatewayConfig
+from gateway.db.setup import system_of_record, with_records
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
@@ -49,13 +50,16 @@ class Runtime:
     ) -> Services:
         """Every live object a config needs, built here for both start and reload.
         On reload `previous` lends what did not change (provider pools, the state client)."""
+        records = system_of_record(config, self.metrics, previous)
         if previous is None:
             providers = build_providers(config)
-            state = build_state(config.state, self.metrics)
+            state = with_records(build_state(config.state, self.metrics), records)
         else:
             providers = reuse_providers(self.config, previous.providers, config)
-            same_state = config.state == self.config.state
-            state = previous.state if same_state else build_state(config.state, self.metrics)
+            if config.state == self.config.state:
+                state = previous.state
+            else:
+                state = with_records(build_state(config.state, self.metrics), records)
         tracing = build_tracing(config.tracing, previous.tracing if previous else None)
         if tracing is not None:
             providers = tracing.providers(providers, config.providers)  # a span per attempt
@@ -69,6 +73,7 @@ class Runtime:
             authenticator=build_authenticator(config, self.metrics, state, limiter),
             embedder=shared_embedder(config, previous.embedder if previous else None),
             cache=cache_backends(config.cache, state, previous.cache if previous else None),
+            records=records,
         )
 
     def activate(self, config: GatewayConfig, services: Services) -> None:
@@ -104,6 +109,8 @@ class Runtime:
             await self.services.limiter.aclose()
         if self.services.cache is not None:
             await self.services.cache.aclose()
+        if self.services.records is not None:  # last: flushes the final requests' ledger rows
+            await self.services.records.aclose()
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether this instance should get traffic, with the details of each check."""
@@ -115,6 +122,10 @@ class Runtime:
             state_ok = await self.services.state.ping()
             checks["state"] = f"{self.services.state.kind}: {'ok' if state_ok else 'unreachable'}"
             if not state_ok:
+                checks["degraded"] = True
+            records = self.services.records  # down: the ledger queues, requests go on
+            if records is not None and not await records.database.ping():
+                checks["database"] = "unreachable"
                 checks["degraded"] = True
             limiter = self.services.limiter
             if limiter is not None and limiter.health():

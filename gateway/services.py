@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # cache services: imported by their builders only when config
     from gateway.auth.authenticator import Authenticator
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
+    from gateway.db.records import Records
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,4 @@ class Services:
     embedder: Embedder | None = None  # the one local embedder (semantic cache, classifier)
     cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
     authenticator: Authenticator | None = None  # keys, admin key, client IPs (gateway/auth)
+    records: Records | None = None  # PostgreSQL system of record (state.database)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gateway.config.access import AuthConfig, CapsSection, LimitsConfig, ModelPrice
 from gateway.config.cache import CacheConfig
@@ -55,6 +55,20 @@ class StateConfig(Section):
         description="How long a Redis call waits for a pooled connection before it gives "
         "up (limits then answer 503, budgets and caches skip Redis for that request).",
     )
+    database: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL (as ${DATABASE_URL}): the system of record for admin-created "
+        "keys, the usage ledger, experiment feedback and stored responses. Empty: none.",
+    )
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        if value == "":
+            return None  # `${DATABASE_URL:-}` unset: no database
+        if isinstance(value, str) and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")  # the value is a secret: not echoed
+        return value
 
 
 class LoggingConfig(Section):

@@ -113,6 +113,9 @@ async def record(runtime: Runtime, key_id: str, request_id: str, given: Feedback
     except Exception:
         log.warning("feedback not recorded: state backend failed", exc_info=True)
         raise StateUnavailable("Feedback cannot be recorded right now; try again.") from None
+    records = runtime.services.records  # kept in PostgreSQL too, when configured
+    if records is not None:
+        await records.feedback.keep(request_id, link, given.outcome, given.score)
     if experiment is not None:  # bounded labels: configured experiments only
         label = given.outcome or "score"
         runtime.metrics.experiment_feedback.labels(link.experiment, link.variant, label).inc()

@@ -74,6 +74,7 @@ class Metrics:
         self._operations_metrics(r)
         self._cache_metrics(r)
         self._access_metrics(r)
+        self._ledger_metrics(r)
 
     # -- routing, dispatch resilience and experiments (gateway/routing, dispatch, experiments)
     def _routing_metrics(self, r: CollectorRegistry) -> None:
@@ -224,6 +225,26 @@ class Metrics:
             "gateway_cache_stores",
             "Replies stored in the cache, by kind (exact, semantic).",
             ["kind"],
+            registry=r,
+        )
+
+    # -- the usage ledger in PostgreSQL (gateway/db/ledger.py)
+    def _ledger_metrics(self, r: CollectorRegistry) -> None:
+        self.ledger_queue = Gauge(
+            "gateway_ledger_queue_rows",
+            "Ledger rows waiting to be written to PostgreSQL.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.ledger_rows = Counter(
+            "gateway_ledger_rows",
+            "Ledger rows by outcome (written, dropped: queue full, refused, lost at shutdown).",
+            ["outcome"],
+            registry=r,
+        )
+        self.ledger_write_errors = Counter(
+            "gateway_ledger_write_errors",
+            "Failed ledger batch writes (the rows stay queued and are retried).",
             registry=r,
         )
 

@@ -92,7 +92,8 @@ def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     if not (config.auth.enabled or config.caps.models):
         return []
     teams = {name: team.budget for name, team in config.auth.teams.items()}
-    spend = SpendStore(services.state, teams)
+    records = services.records  # totals rebuilt from the ledger after Redis loses them
+    spend = records.spend(services.state, teams) if records else SpendStore(services.state, teams)
     return [Caps(config.caps, config.models, spend, price_book(config), services.metrics)]
 
 

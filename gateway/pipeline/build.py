@@ -8,7 +8,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.observability.tracing import Tracing
-from gateway.pipeline.access import auth_stages, caps_stages, limit_stages
+from gateway.pipeline.access import auth_stages, caps_stages, limit_stages, price_book
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
@@ -24,6 +24,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             services.metrics,
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
+            ledger=services.records.ledger_sink(price_book(config)) if services.records else None,
         ),
         *auth_stages(config, services),  # key -> Principal (401/403)
         Route.build(config, services),  # experiment variant, route rules -> target alias

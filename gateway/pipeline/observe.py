@@ -4,6 +4,7 @@ times the request, and records metrics and the access log when the reply complet
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gateway.context import RequestContext
@@ -42,8 +43,16 @@ class ModelSeries:
 
 
 class Observe:
-    def __init__(self, metrics: Metrics, *, access_log: bool, log_prompts: bool = False) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        access_log: bool,
+        log_prompts: bool = False,
+        ledger: Callable[[RequestContext, Reply], None] | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.ledger = ledger  # queues the usage-ledger row of each finished request
         self.access_log = access_log
         self.log_prompts = log_prompts  # prompt/completion text in the access log
         self._series: dict[tuple[str, str], ModelSeries] = {}
@@ -91,6 +100,8 @@ class Observe:
         return reply
 
     def record(self, ctx: RequestContext, reply: Reply) -> None:
+        if self.ledger is not None:
+            self.ledger(ctx, reply)
         duration = ctx.elapsed()
         # Only configured aliases become label values: a client must not mint new series.
         model = ctx.alias if ctx.target_alias else "unknown"

@@ -45,8 +45,16 @@ app.kubernetes.io/component: gateway
 {{- $_ := set $server "shutdown_grace_seconds" .Values.shutdown.graceSeconds -}}
 {{- $_ := set $server "unready_seconds" .Values.shutdown.unreadySeconds -}}
 {{- $_ := set $config "server" $server -}}
+{{- $state := default dict $config.state -}}
 {{- if include "gateway.redisEnabled" . -}}
-{{- $_ := set $config "state" (dict "backend" "redis" "redis_url" "${GATEWAY_REDIS_URL}") -}}
+{{- $_ := set $state "backend" "redis" -}}
+{{- $_ := set $state "redis_url" "${GATEWAY_REDIS_URL}" -}}
+{{- end -}}
+{{- if .Values.database.urlSecret.name -}}
+{{- $_ := set $state "database" "${DATABASE_URL}" -}}
+{{- end -}}
+{{- if $state -}}
+{{- $_ := set $config "state" $state -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
