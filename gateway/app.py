@@ -20,6 +20,7 @@ from gateway.http.hot_paths import HotPaths
 from gateway.http.models import models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
+from gateway.http.responses import ResponsesAPI
 from gateway.observability.metrics import Metrics
 from gateway.reload import Reloader, reload_endpoint
 from gateway.runtime import Runtime
@@ -51,8 +52,11 @@ def create_app(
         "/v1/completions": CompletionEndpoint(runtime, "completions"),
         "/v1/embeddings": CompletionEndpoint(runtime, "embeddings"),
     }
+    responses = ResponsesAPI(runtime)
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
+        Route("/v1/responses", responses, methods=["POST"]),
+        *responses.routes(),  # GET, DELETE /v1/responses/{id}, its input_items
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),

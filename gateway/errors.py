@@ -4,6 +4,7 @@ GatewayError                      500 api_error
 ├── InvalidRequest                400 invalid_request_error
 │   ├── BodyTooLarge              413
 │   ├── ModelNotFound             404 (code model_not_found)
+│   ├── ResourceNotFound          404 (code not_found): a stored object the key cannot see
 │   └── InputTooLarge             400 (code context_length_exceeded)
 ├── AuthenticationFailed          401 authentication_error
 ├── PermissionDenied              403 permission_error
@@ -77,6 +78,14 @@ class ModelNotFound(InvalidRequest):
             code="model_not_found",
             param="model",
         )
+
+
+class ResourceNotFound(InvalidRequest):
+    status = 404
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "not_found")
+        super().__init__(message, **kwargs)
 
 
 class InputTooLarge(InvalidRequest):
