@@ -184,6 +184,8 @@ class EventTranslator:
         return self.event(f"response.{final['status']}", response=final)
 
     def failed(self, err: GatewayError) -> Event:
+        for opened in self.open:
+            opened.item["status"] = "incomplete"
         error = {"code": err.code or err.error_type, "message": err.message}
         final = self.draft.response("failed", self.output, self.usage, error=error)
         return self.event("response.failed", response=final)

@@ -127,7 +127,8 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": role, "content": content}
     parts = [_part(part) for part in content]
-    if role != "user" and all(p["type"] == "text" for p in parts):
+    # Plain text is a string, as chat clients send it (one form: one cache key).
+    if all(p["type"] == "text" for p in parts) and (role != "user" or len(parts) == 1):
         return {"role": role, "content": "".join(p["text"] for p in parts)}
     return {"role": role, "content": parts}
 

@@ -57,7 +57,7 @@ def test_the_canonical_request_carries_every_translated_field(
     assert sent["model"] == "upstream-model"
     assert sent["messages"] == [
         {"role": "system", "content": "sys"},
-        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "user", "content": "hi"},
     ]
     assert sent["max_tokens"] == 20 and sent["temperature"] == 0.2 and sent["top_p"] == 0.9
     assert sent["user"] == "u-1" and sent["parallel_tool_calls"] is False
