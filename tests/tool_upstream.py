@@ -49,7 +49,12 @@ class ToolUpstream:
     ids: itertools.count = field(default_factory=itertools.count)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/responses", self.responses, methods=["POST"]),
+            ]
+        )
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         """The assistant message for `body`: a tool call or text."""
@@ -142,3 +147,66 @@ class ToolUpstream:
             }
             yield b"data: " + orjson.dumps(payload) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    async def responses(self, request: Request) -> Response:
+        """A native Responses upstream: says how many input items and tools it got."""
+        body = orjson.loads(await request.body())
+        self.requests.append(body)
+        items = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        text = f"native: {len(items)} items, {len(body.get('tools') or [])} tools"
+        number = next(self.ids)
+        message = {
+            "type": "message",
+            "id": f"msg_up{number}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        usage = {"input_tokens": 11, "output_tokens": 5, "total_tokens": 16}
+        final = {
+            "id": f"resp_up{number}",
+            "object": "response",
+            "created_at": 1,
+            "status": "completed",
+            "model": body["model"],
+            "output": [message],
+            "usage": usage,
+            "max_output_tokens": body.get("max_output_tokens"),
+        }
+        if not body.get("stream"):
+            return JSONResponse(final)
+
+        async def events() -> Any:
+            started = {**final, "status": "in_progress", "output": [], "usage": None}
+            sequence = [
+                {"type": "response.created", "response": started},
+                {
+                    "type": "response.output_item.added",
+                    "output_index": 0,
+                    "item": {**message, "status": "in_progress", "content": []},
+                },
+                {
+                    "type": "response.content_part.added",
+                    "item_id": message["id"],
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []},
+                },
+                *(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": message["id"],
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": text[i : i + 4],
+                    }
+                    for i in range(0, len(text), 4)
+                ),
+                {"type": "response.output_item.done", "output_index": 0, "item": message},
+                {"type": "response.completed", "response": final},
+            ]
+            for number, event in enumerate(sequence):
+                event["sequence_number"] = number
+                yield f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")

@@ -28,6 +28,7 @@ from gateway.ingress.responses.render import Draft
 from gateway.ingress.responses.reply import ResponsesRenderer, Turn
 from gateway.ingress.responses.store import ResponseStore, build_response_store
 from gateway.pipeline.auth import client_ip
+from gateway.providers.openai_responses import NativeRequest, native_request
 from gateway.runtime import Runtime
 from gateway.state import StateBackend
 
@@ -87,7 +88,11 @@ class ResponsesAPI:
         else:
             responses = ResponsesRenderer(turn)
             renderer = responses
-            reply = await runtime.handle(ctx)
+            if self.native(ctx.alias):
+                # The cache keys what the gateway models; a native request carries more.
+                ctx.headers["cache-control"] = "no-store"
+            with native_request(NativeRequest(body, [*turn.history, *turn.input_items])):
+                reply = await runtime.handle(ctx)
             try:
                 await responses.prepare(reply, ctx)
             except BaseException:
@@ -118,10 +123,7 @@ class ResponsesAPI:
         model = config.models.get(alias)
         if model is None:
             return False
-        return all(
-            getattr(config.providers[d.provider], "responses", "translate") == "native"
-            for d in model.deployments
-        )
+        return all(config.providers[d.provider].responses == "native" for d in model.deployments)
 
     async def retrieve(self, request: Request) -> Response:
         try:
