@@ -23,10 +23,11 @@ from gateway.http.models import ModelsAuth
 from gateway.http.openai import request_id
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
 from gateway.http.request import MAX_WRITE_DEPTH, read_body
+from gateway.ingress.responses.ids import is_response_id
 from gateway.ingress.responses.parse import canonical_body, check_request, input_items
 from gateway.ingress.responses.render import Draft
 from gateway.ingress.responses.reply import ResponsesRenderer, Turn
-from gateway.ingress.responses.store import ResponseStore, build_response_store
+from gateway.ingress.responses.store import ResponseStore, StoredResponse, build_response_store
 from gateway.pipeline.auth import client_ip
 from gateway.providers.openai_responses import NativeRequest, native_request
 from gateway.runtime import Runtime
@@ -109,7 +110,7 @@ class ResponsesAPI:
             record = await store.get(await self.key_id(request), previous)
             if record is None:
                 raise ResourceNotFound(
-                    f"Previous response with id '{previous[:128]}' not found.",
+                    f"Previous response with id '{previous}' not found.",
                     param="previous_response_id",
                 )
             history = record.conversation()
@@ -136,7 +137,9 @@ class ResponsesAPI:
         response_id = request.path_params["response_id"]
         try:
             key_id = await self.key_id(request)
-            if not await self.store().delete(key_id, response_id):
+            if not is_response_id(response_id) or not await self.store().delete(
+                key_id, response_id
+            ):
                 raise _not_found(response_id)
         except GatewayError as err:
             return _error(err)
@@ -150,9 +153,12 @@ class ResponsesAPI:
             return _error(err)
         return Response(orjson.dumps(page), media_type="application/json")
 
-    async def _record(self, request: Request) -> Any:
+    async def _record(self, request: Request) -> StoredResponse:
         response_id = request.path_params["response_id"]
-        record = await self.store().get(await self.key_id(request), response_id)
+        key_id = await self.key_id(request)  # 401 before 404: ids are not probed without a key
+        record = (
+            await self.store().get(key_id, response_id) if is_response_id(response_id) else None
+        )
         if record is None:
             raise _not_found(response_id)
         return record
@@ -208,9 +214,8 @@ def _context(request: Request) -> RequestContext:
 
 
 def _not_found(response_id: str) -> ResourceNotFound:
-    return ResourceNotFound(
-        f"Response with id '{response_id[:128]}' not found.", param="response_id"
-    )
+    shown = response_id if is_response_id(response_id) else "…"
+    return ResourceNotFound(f"Response with id '{shown}' not found.", param="response_id")
 
 
 def _error(err: GatewayError) -> Response:

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from typing import Any
+
+# What a stored response id may look like (ours, or a native upstream's): the storage key
+# is built from it, so nothing longer or stranger ever reaches the backend.
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def is_response_id(value: Any) -> bool:
+    return isinstance(value, str) and RESPONSE_ID.fullmatch(value) is not None
+
+
+def shown(value: Any) -> str:
+    """A client value fit for an error message: a short string, or just its JSON type."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    return "null" if value is None else type(value).__name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.ingress.responses.ids import new_id
+from gateway.ingress.responses.ids import new_id, shown
 
 MESSAGE_ROLES = frozenset({"user", "system", "developer", "assistant"})
 TEXT_PARTS = frozenset({"input_text", "output_text", "refusal"})
@@ -50,8 +50,9 @@ def normalize_item(item: Any, param: str) -> dict[str, Any]:
             "id": _id(item, "rs", param),
             "summary": summary if isinstance(summary, list) else [],
         }
-    shown = kind[:64] if isinstance(kind, str) else kind
-    raise InvalidRequest(f"Unknown input item type {shown!r} in '{param}'.", param=f"{param}.type")
+    raise InvalidRequest(
+        f"Unknown input item type {shown(kind)} in '{param}'.", param=f"{param}.type"
+    )
 
 
 def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
@@ -97,8 +98,7 @@ def _part(part: Any, param: str) -> dict[str, Any]:
         if part.get("detail") in ("low", "high", "auto"):
             image["detail"] = part["detail"]
         return image
-    shown = kind[:64] if isinstance(kind, str) else kind
-    raise InvalidRequest(f"Unsupported content part type {shown!r} in '{param}'.", param=param)
+    raise InvalidRequest(f"Unsupported content part type {shown(kind)} in '{param}'.", param=param)
 
 
 def _output_text(output: Any, param: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.ingress.responses.ids import is_response_id
 from gateway.ingress.responses.items import normalize_items
 from gateway.ingress.responses.tools import translate_tool_choice, translate_tools
 
@@ -36,13 +37,19 @@ def check_request(body: dict[str, Any]) -> None:
         raise InvalidRequest(
             "'max_output_tokens' must be a positive integer.", param="max_output_tokens"
         )
-    for name in ("instructions", "previous_response_id", "user"):
+    for name in ("instructions", "user"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise InvalidRequest(f"'{name}' must be a string.", param=name)
+    previous = body.get("previous_response_id")
+    if previous is not None and not is_response_id(previous):
+        raise InvalidRequest(
+            "'previous_response_id' must be a response id.", param="previous_response_id"
+        )
     metadata = body.get("metadata")
     if metadata is not None and not _is_metadata(metadata):
         raise InvalidRequest(
-            "'metadata' must be an object of at most 16 string values.", param="metadata"
+            "'metadata' must be at most 16 string pairs (keys to 64, values to 512 characters).",
+            param="metadata",
         )
 
 
@@ -203,10 +210,14 @@ def _reasoning_effort(reasoning: Any) -> str | None:
 
 
 def _is_metadata(value: Any) -> bool:
+    """OpenAI's bounds: 16 pairs, keys up to 64 characters, values up to 512."""
     return (
         isinstance(value, dict)
         and len(value) <= 16
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        and all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
+            for k, v in value.items()
+        )
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.ingress.responses.ids import shown
 
 CHOICE_WORDS = frozenset({"auto", "none", "required"})
 
@@ -25,9 +26,8 @@ def translate_tools(tools: Any, *, native: bool) -> list[dict[str, Any]]:
         if kind == "function":
             translated.append(_function(tool, f"tools[{index}]"))
         elif not native:
-            shown = kind[:64] if isinstance(kind, str) else kind
             raise InvalidRequest(
-                f"The tool {shown!r} is only available on deployments that speak the "
+                f"The tool {shown(kind)} is only available on deployments that speak the "
                 "Responses API natively; this model supports function tools only.",
                 param=f"tools[{index}].type",
             )

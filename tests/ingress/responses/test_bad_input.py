@@ -143,3 +143,49 @@ def test_unknown_ids_are_404(responses_gateway: RunningServer) -> None:
         answer = httpx.request(method, responses_gateway.url + path)
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "not_found"
+
+
+HOSTILE: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "item type is an object",
+        {"model": "gpt-test", "input": [{"type": {"x": "y" * 10_000}}]},
+        "dict",
+    ),
+    (
+        "tool type is a long string",
+        {"model": "gpt-test", "input": "hi", "tools": [{"type": "z" * 10_000}]},
+        "zzz",
+    ),
+    (
+        "previous id with a path",
+        {"model": "gpt-test", "input": "hi", "previous_response_id": "../../etc/passwd"},
+        "response id",
+    ),
+    (
+        "previous id too long",
+        {"model": "gpt-test", "input": "hi", "previous_response_id": "r" * 10_000},
+        "response id",
+    ),
+    (
+        "metadata value too long",
+        {"model": "gpt-test", "input": "hi", "metadata": {"k": "v" * 600}},
+        "metadata",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "says"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_values_are_refused_short(
+    responses_gateway: RunningServer, body: dict[str, Any], says: str
+) -> None:
+    answer = httpx.post(f"{responses_gateway.url}/v1/responses", json=body)
+    assert answer.status_code == 400
+    assert says in answer.json()["error"]["message"]
+    assert len(answer.content) < 1_000  # the client's value is never echoed whole
+
+
+def test_hostile_path_ids_are_404_without_echo(responses_gateway: RunningServer) -> None:
+    for path in ["/v1/responses/" + "x" * 5000, "/v1/responses/%3Cscript%3E"]:
+        answer = httpx.get(responses_gateway.url + path)
+        assert answer.status_code == 404
+        assert "<script>" not in answer.text and "xxxxxxxx" not in answer.text
