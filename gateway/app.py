@@ -47,15 +47,15 @@ def create_app(
             await reloader.stop()
             await runtime.stop()
 
+    responses = ResponsesAPI(runtime)
     hot = {
         "/v1/chat/completions": CompletionEndpoint(runtime, "chat"),
         "/v1/completions": CompletionEndpoint(runtime, "completions"),
         "/v1/embeddings": CompletionEndpoint(runtime, "embeddings"),
+        "/v1/responses": responses,
     }
-    responses = ResponsesAPI(runtime)
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
-        Route("/v1/responses", responses, methods=["POST"]),
         *responses.routes(),  # GET, DELETE /v1/responses/{id}, its input_items
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),

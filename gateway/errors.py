@@ -10,6 +10,7 @@ GatewayError                      500 api_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
+├── StoreUnavailable              503 the state backend holding stored objects is down
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
 │   └── UpstreamTimeout           504
@@ -118,6 +119,12 @@ class QuotaExceeded(GatewayError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("code", "insufficient_quota")
         super().__init__(message, **kwargs)
+
+
+class StoreUnavailable(GatewayError):
+    status = 503
+    error_type = "service_unavailable"
+    log_level = logging.WARNING
 
 
 class UpstreamError(GatewayError):

@@ -8,7 +8,9 @@ responses are scoped to the key: the same lookup with another key finds nothing 
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -18,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth.principal import ANONYMOUS
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound
+from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, StoreUnavailable
 from gateway.http.models import ModelsAuth
 from gateway.http.openai import request_id
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
@@ -34,6 +36,8 @@ from gateway.runtime import Runtime
 from gateway.state import StateBackend
 
 MAX_LIST = 100
+T = TypeVar("T")
+log = logging.getLogger("gateway")
 
 
 class ResponsesAPI:
@@ -86,6 +90,10 @@ class ResponsesAPI:
             ctx.alias = body["model"]
         except GatewayError as err:
             reply = runtime.observe.reject(ctx, err)
+        except Exception:  # a bug must still answer in OpenAI's shape (no router layer here)
+            log.exception("responses request failed", extra={"request_id": ctx.request_id})
+            err = GatewayError("The gateway failed to handle this request.")
+            reply = runtime.observe.reject(ctx, err)
         else:
             responses = ResponsesRenderer(turn)
             renderer = responses
@@ -107,7 +115,7 @@ class ResponsesAPI:
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
         if previous:
-            record = await store.get(await self.key_id(request), previous)
+            record = await _read(store.get(await self.key_id(request), previous))
             if record is None:
                 raise ResourceNotFound(
                     f"Previous response with id '{previous}' not found.",
@@ -137,8 +145,8 @@ class ResponsesAPI:
         response_id = request.path_params["response_id"]
         try:
             key_id = await self.key_id(request)
-            if not is_response_id(response_id) or not await self.store().delete(
-                key_id, response_id
+            if not is_response_id(response_id) or not await _read(
+                self.store().delete(key_id, response_id)
             ):
                 raise _not_found(response_id)
         except GatewayError as err:
@@ -162,6 +170,17 @@ class ResponsesAPI:
         if record is None:
             raise _not_found(response_id)
         return record
+
+
+async def _read(pending: Awaitable[T]) -> T:
+    """A store call; a backend that fails is a 503, never an unhandled 500."""
+    try:
+        return await pending
+    except GatewayError:
+        raise
+    except Exception:
+        log.warning("the response store failed", exc_info=True)
+        raise StoreUnavailable("Stored responses are unavailable right now; try again.") from None
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
