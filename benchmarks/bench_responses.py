@@ -29,24 +29,47 @@ models:
   bench: {deployments: [{provider: mock, model: bench-model}]}
 """
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
-    "chat": ("/v1/chat/completions",
-             {"model": "bench", "messages": [{"role": "user", "content": "hello there"}]}),
+    "chat": (
+        "/v1/chat/completions",
+        {"model": "bench", "messages": [{"role": "user", "content": "hello there"}]},
+    ),
     "responses": ("/v1/responses", {"model": "bench", "input": "hello there"}),
-    "chat stream": ("/v1/chat/completions",
-                    {"model": "bench", "messages": [{"role": "user", "content": "hello there"}],
-                     "stream": True}),
-    "responses stream": ("/v1/responses", {"model": "bench", "input": "hello there",
-                                           "stream": True}),
+    "responses unstored": (
+        "/v1/responses",
+        {"model": "bench", "input": "hello there", "store": False},
+    ),
+    "chat stream": (
+        "/v1/chat/completions",
+        {
+            "model": "bench",
+            "messages": [{"role": "user", "content": "hello there"}],
+            "stream": True,
+        },
+    ),
+    "responses stream": (
+        "/v1/responses",
+        {"model": "bench", "input": "hello there", "stream": True},
+    ),
 }
 
 
 async def call(app: Any, path: str, raw: bytes) -> int:
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080),
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(raw)).encode())],
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
     }
     sent = False
     status = 0
@@ -87,12 +110,21 @@ async def main(requests: int, rounds: int) -> None:
         for _ in range(rounds):
             for case in CASES:
                 figures[case].append(await cpu_per_request(app, case, requests))
-    print(f"CPU per request, in-process, mock provider ({rounds} alternating rounds of "
-          f"{requests}; median)")
+    print(
+        f"CPU per request, in-process, mock provider ({rounds} alternating rounds of "
+        f"{requests}; median)"
+    )
     median = {case: statistics.median(values) for case, values in figures.items()}
     for case, value in median.items():
-        print(f"  {case:17} {value:7.1f} us   (runs: {', '.join(f'{v:.0f}' for v in figures[case])})")
-    for chat, responses in (("chat", "responses"), ("chat stream", "responses stream")):
+        print(
+            f"  {case:18} {value:7.1f} us   (runs: {', '.join(f'{v:.0f}' for v in figures[case])})"
+        )
+    pairs = (
+        ("chat", "responses"),
+        ("chat", "responses unstored"),
+        ("chat stream", "responses stream"),
+    )
+    for chat, responses in pairs:
         print(f"  {responses} / {chat}: x{median[responses] / median[chat]:.3f}")
 
 

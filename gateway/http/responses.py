@@ -47,6 +47,7 @@ class ResponsesAPI:
         self.runtime = runtime
         self.auth = ModelsAuth(runtime)
         self._store: tuple[StateBackend, ResponseStore] | None = None
+        self._any_native: tuple[object, bool] | None = None  # (config, any provider native)
 
     def routes(self) -> list[Route]:
         return [
@@ -97,10 +98,13 @@ class ResponsesAPI:
         else:
             responses = ResponsesRenderer(turn)
             renderer = responses
-            if self.native(ctx.alias):
+            if turn.native:
                 # The cache keys what the gateway models; a native request carries more.
                 ctx.headers["cache-control"] = "no-store"
-            with native_request(NativeRequest(body, [*turn.history, *turn.input_items])):
+            if self.any_native():  # a fallback may reach a native deployment too
+                with native_request(NativeRequest(body, [*turn.history, *turn.input_items])):
+                    reply = await runtime.handle(ctx)
+            else:
                 reply = await runtime.handle(ctx)
             try:
                 await responses.prepare(reply, ctx)
@@ -122,9 +126,18 @@ class ResponsesAPI:
                     param="previous_response_id",
                 )
             history = record.conversation()
-        items = input_items(body)
-        ctx.body = canonical_body(body, history, items, native=self.native(body["model"]))
-        return Turn(Draft(body), items, history, store if body.get("store", True) else None)
+        draft = Draft(body)
+        items = input_items(body, draft.ids)
+        native = self.native(body["model"])
+        ctx.body = canonical_body(body, history, items, native=native)
+        return Turn(draft, items, history, store if body.get("store", True) else None, native)
+
+    def any_native(self) -> bool:
+        config = self.runtime.config
+        if self._any_native is None or self._any_native[0] is not config:
+            found = any(p.responses == "native" for p in config.providers.values())
+            self._any_native = (config, found)
+        return self._any_native[1]
 
     def native(self, alias: str) -> bool:
         """Whether every deployment of `alias` speaks the Responses API itself."""

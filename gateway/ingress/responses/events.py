@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.ingress.responses.ids import new_id
 from gateway.ingress.responses.render import (
     INCOMPLETE_REASONS,
     Draft,
@@ -58,50 +57,57 @@ class EventTranslator:
         ]
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
-        events: list[Event] = []
+        """The events for one chunk (a text delta, the common case, stays cheap)."""
         if chunk.get("usage"):
             self.usage = usage(chunk["usage"])
         choices = chunk.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return events
-        choice = choices[0]
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        text = delta.get("content")
-        if isinstance(text, str) and text:
-            events += self._text(text)
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
-                events += self._tool_call(call)
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return []
+        events: list[Event] = []
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("content")
+            if text and isinstance(text, str):
+                if self.message is None:
+                    self._open_message(events)
+                events.append(self._text_delta(text))
+            calls = delta.get("tool_calls")
+            if calls and isinstance(calls, list):
+                for call in calls:
+                    if isinstance(call, dict):
+                        events += self._tool_call(call)
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
         return events
 
-    def _text(self, text: str) -> list[Event]:
-        events: list[Event] = []
-        if self.message is None:
-            item = message_item(new_id("msg"), [], "in_progress")
-            self.message = self._add(item, events)
-            events.append(
-                self.event(
-                    "response.content_part.added",
-                    item_id=item["id"],
-                    output_index=self.message.index,
-                    content_index=0,
-                    part=text_part(""),
-                )
-            )
-        self.message.buffer.append(text)
+    def _open_message(self, events: list[Event]) -> None:
+        item = message_item(self.draft.ids.new("msg"), [], "in_progress")
+        self.message = self._add(item, events)
         events.append(
             self.event(
-                "response.output_text.delta",
-                item_id=self.message.item["id"],
+                "response.content_part.added",
+                item_id=item["id"],
                 output_index=self.message.index,
                 content_index=0,
-                delta=text,
-                logprobs=[],
+                part=text_part(""),
             )
         )
-        return events
+
+    def _text_delta(self, text: str) -> Event:
+        message = self.message
+        assert message is not None
+        message.buffer.append(text)
+        self.sequence += 1
+        return {
+            "type": "response.output_text.delta",
+            "sequence_number": self.sequence - 1,
+            "item_id": message.item["id"],
+            "output_index": message.index,
+            "content_index": 0,
+            "delta": text,
+            "logprobs": [],
+        }
 
     def _tool_call(self, call: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
@@ -112,8 +118,8 @@ class EventTranslator:
         open_call = self.calls.get(index)
         if open_call is None:
             item = function_call_item(
-                new_id("fc"),
-                call.get("id") or new_id("call"),
+                self.draft.ids.new("fc"),
+                call.get("id") or self.draft.ids.new("call"),
                 function.get("name") or "",
                 "",
                 "in_progress",

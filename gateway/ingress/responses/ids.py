@@ -11,8 +11,19 @@ from typing import Any
 RESPONSE_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(24)}"
+class Ids:
+    """The ids of one response and its items: one unguessable random base per response
+    (one system call, not one per id) and a counter."""
+
+    __slots__ = ("_base", "_count")
+
+    def __init__(self) -> None:
+        self._base = secrets.token_hex(20)
+        self._count = 0
+
+    def new(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._base}{self._count:04x}"
 
 
 def is_response_id(value: Any) -> bool:

@@ -9,27 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.ingress.responses.ids import new_id, shown
+from gateway.ingress.responses.ids import Ids, shown
 
 MESSAGE_ROLES = frozenset({"user", "system", "developer", "assistant"})
 TEXT_PARTS = frozenset({"input_text", "output_text", "refusal"})
 MAX_ID = 128
 
 
-def normalize_items(items: list[Any], param: str) -> list[dict[str, Any]]:
-    return [normalize_item(item, f"{param}[{i}]") for i, item in enumerate(items)]
+def normalize_items(items: list[Any], param: str, ids: Ids | None = None) -> list[dict[str, Any]]:
+    """Checked items; those without an id get one from `ids` (the response's)."""
+    ids = ids or Ids()
+    return [normalize_item(item, f"{param}[{i}]", ids) for i, item in enumerate(items)]
 
 
-def normalize_item(item: Any, param: str) -> dict[str, Any]:
+def normalize_item(item: Any, param: str, ids: Ids) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise InvalidRequest(f"'{param}' must be an object.", param=param)
     kind = item.get("type", "message" if "role" in item else None)
     if kind == "message":
-        return _message(item, param)
+        return _message(item, param, ids)
     if kind == "function_call":
         return {
             "type": "function_call",
-            "id": _id(item, "fc", param),
+            "id": _id(item, "fc", param, ids),
             "call_id": _string(item, "call_id", param, limit=MAX_ID),
             "name": _string(item, "name", param, limit=MAX_ID),
             "arguments": _string(item, "arguments", param),
@@ -38,7 +40,7 @@ def normalize_item(item: Any, param: str) -> dict[str, Any]:
     if kind == "function_call_output":
         return {
             "type": "function_call_output",
-            "id": _id(item, "fco", param),
+            "id": _id(item, "fco", param, ids),
             "call_id": _string(item, "call_id", param, limit=MAX_ID),
             "output": _output_text(item.get("output"), f"{param}.output"),
             "status": "completed",
@@ -47,7 +49,7 @@ def normalize_item(item: Any, param: str) -> dict[str, Any]:
         summary = item.get("summary")
         return {
             "type": "reasoning",
-            "id": _id(item, "rs", param),
+            "id": _id(item, "rs", param, ids),
             "summary": summary if isinstance(summary, list) else [],
         }
     raise InvalidRequest(
@@ -55,7 +57,7 @@ def normalize_item(item: Any, param: str) -> dict[str, Any]:
     )
 
 
-def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
+def _message(item: dict[str, Any], param: str, ids: Ids) -> dict[str, Any]:
     role = item.get("role")
     if role not in MESSAGE_ROLES:
         raise InvalidRequest(
@@ -71,7 +73,12 @@ def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
         raise InvalidRequest(
             f"'{param}.content' must be a string or an array of parts.", param=f"{param}.content"
         )
-    message = {"type": "message", "id": _id(item, "msg", param), "role": role, "content": parts}
+    message = {
+        "type": "message",
+        "id": _id(item, "msg", param, ids),
+        "role": role,
+        "content": parts,
+    }
     message["status"] = "completed"
     return message
 
@@ -120,10 +127,10 @@ def _string(item: dict[str, Any], name: str, param: str, *, limit: int | None = 
     return value
 
 
-def _id(item: dict[str, Any], prefix: str, param: str) -> str:
+def _id(item: dict[str, Any], prefix: str, param: str, ids: Ids) -> str:
     given = item.get("id")
     if given is None:
-        return new_id(prefix)
+        return ids.new(prefix)
     if not isinstance(given, str) or not 0 < len(given) <= MAX_ID:
         raise InvalidRequest(f"'{param}.id' must be a short string.", param=f"{param}.id")
     return given

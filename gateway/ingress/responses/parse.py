@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.ingress.responses.ids import is_response_id
+from gateway.ingress.responses.ids import Ids, is_response_id
 from gateway.ingress.responses.items import normalize_items
 from gateway.ingress.responses.tools import translate_tool_choice, translate_tools
 
@@ -53,12 +53,22 @@ def check_request(body: dict[str, Any]) -> None:
         )
 
 
-def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+def input_items(body: dict[str, Any], ids: Ids | None = None) -> list[dict[str, Any]]:
     """The request's own input as a list of items, each with an `id`."""
     given = body["input"]
-    if isinstance(given, str):
-        given = [{"type": "message", "role": "user", "content": given}]
-    return normalize_items(given, "input")
+    ids = ids or Ids()
+    if isinstance(given, str):  # the common case, built directly
+        part = {"type": "input_text", "text": given}
+        return [
+            {
+                "type": "message",
+                "id": ids.new("msg"),
+                "role": "user",
+                "content": [part],
+                "status": "completed",
+            }
+        ]
+    return normalize_items(given, "input", ids)
 
 
 def canonical_body(

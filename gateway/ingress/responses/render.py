@@ -8,20 +8,22 @@ and usage. The stream translator (events.py) builds the same items incrementally
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.ingress.responses.ids import new_id
+from gateway.ingress.responses.ids import Ids
 
 # finish_reason -> why a response is incomplete (None: it completed)
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-@dataclass(slots=True)
 class Draft:
-    request: dict[str, Any]  # the client's Responses body
-    id: str = field(default_factory=lambda: new_id("resp"))
-    created_at: int = field(default_factory=lambda: int(time.time()))
+    __slots__ = ("created_at", "id", "ids", "request")
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request  # the client's Responses body
+        self.ids = Ids()  # the response's id and its items'
+        self.id = self.ids.new("resp")
+        self.created_at = int(time.time())
 
     def response(
         self,
@@ -72,13 +74,13 @@ def response_object(draft: Draft, chat: dict[str, Any]) -> dict[str, Any]:
     output: list[dict[str, Any]] = []
     parts = content_parts(message)
     if parts:
-        output.append(message_item(new_id("msg"), parts, item_status))
+        output.append(message_item(draft.ids.new("msg"), parts, item_status))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {} if isinstance(call, dict) else {}
         output.append(
             function_call_item(
-                new_id("fc"),
-                call.get("id") or new_id("call"),
+                draft.ids.new("fc"),
+                call.get("id") or draft.ids.new("call"),
                 function.get("name") or "",
                 function.get("arguments") or "",
                 item_status,

@@ -30,8 +30,31 @@ log = logging.getLogger("gateway")
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
+EVENT_TYPES = (
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "response.output_item.done",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+)
+_HEADS = {kind: f"event: {kind}\ndata: ".encode() for kind in EVENT_TYPES}
+
+
 def encode_event(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    kind = event["type"]
+    head = _HEADS.get(kind) if isinstance(kind, str) else None
+    if head is None:  # a native upstream's other events: its type on one line
+        shown = str(kind).replace("\r", " ").replace("\n", " ")
+        head = f"event: {shown}\ndata: ".encode()
+    return head + orjson.dumps(event) + b"\n\n"
 
 
 def is_native(body: dict[str, Any] | None) -> bool:
@@ -46,6 +69,7 @@ class Turn:
     input_items: list[dict[str, Any]]
     history: list[dict[str, Any]]
     store: ResponseStore | None  # None: `store: false`
+    native: bool = False  # every deployment of the model speaks Responses itself
 
     async def save(self, response: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         """Store `response` (when asked) and return it as the client should see it."""
