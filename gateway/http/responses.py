@@ -93,8 +93,8 @@ class ResponsesAPI:
             reply = runtime.observe.reject(ctx, err)
         except Exception:  # a bug must still answer in OpenAI's shape (no router layer here)
             log.exception("responses request failed", extra={"request_id": ctx.request_id})
-            err = GatewayError("The gateway failed to handle this request.")
-            reply = runtime.observe.reject(ctx, err)
+            failure = GatewayError("The gateway failed to handle this request.")
+            reply = runtime.observe.reject(ctx, failure)
         else:
             responses = ResponsesRenderer(turn)
             renderer = responses

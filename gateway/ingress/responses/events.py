@@ -114,7 +114,9 @@ class EventTranslator:
         if self.message is not None:
             events += self._close(self.message)
         index = call.get("index", len(self.calls))
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function: dict[str, Any] = (
+            call["function"] if isinstance(call.get("function"), dict) else {}
+        )
         open_call = self.calls.get(index)
         if open_call is None:
             item = function_call_item(

@@ -35,7 +35,7 @@ class Draft:
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         request = self.request
-        text = request.get("text") if isinstance(request.get("text"), dict) else {}
+        text: dict[str, Any] = request["text"] if isinstance(request.get("text"), dict) else {}
         return {
             "id": self.id,
             "object": "response",
@@ -68,7 +68,7 @@ def response_object(draft: Draft, chat: dict[str, Any]) -> dict[str, Any]:
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     choice = choice if isinstance(choice, dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
     reason = INCOMPLETE_REASONS.get(choice.get("finish_reason") or "")
     item_status = "incomplete" if reason else "completed"
     output: list[dict[str, Any]] = []
@@ -76,7 +76,9 @@ def response_object(draft: Draft, chat: dict[str, Any]) -> dict[str, Any]:
     if parts:
         output.append(message_item(draft.ids.new("msg"), parts, item_status))
     for call in message.get("tool_calls") or ():
-        function = call.get("function") or {} if isinstance(call, dict) else {}
+        if not isinstance(call, dict):
+            continue
+        function = call["function"] if isinstance(call.get("function"), dict) else {}
         output.append(
             function_call_item(
                 draft.ids.new("fc"),

@@ -11,10 +11,10 @@ events pass through (re-encoded with `event:` lines and stored the same way).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -108,13 +108,14 @@ class ResponsesRenderer:
         translator = EventTranslator(self.turn.draft)
         started = False
         try:
-            async with aclosing(chunks(reply, ctx)) as parsed:
+            parsed = cast(AsyncGenerator[tuple[dict[str, Any], bytes]], chunks(reply, ctx))
+            async with aclosing(parsed):
                 async for chunk, _ in parsed:
                     if not started and str(chunk.get("type", "")).startswith("response."):
                         started = True
                         yield await self._native(chunk, ctx)
-                        async for event in self._native_rest(parsed, ctx):
-                            yield event
+                        async for data in self._native_rest(parsed, ctx):
+                            yield data
                         return
                     if not started:
                         started = True
@@ -135,7 +136,7 @@ class ResponsesRenderer:
         yield encode_event(translator.terminal(final))
 
     async def _native_rest(
-        self, parsed: AsyncIterator[tuple[dict, bytes]], ctx: RequestContext
+        self, parsed: AsyncIterator[tuple[dict[str, Any], bytes]], ctx: RequestContext
     ) -> AsyncIterator[bytes]:
         async for chunk, _ in parsed:
             yield await self._native(chunk, ctx)
