@@ -24,7 +24,7 @@ from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, Store
 from gateway.http.models import ModelsAuth
 from gateway.http.openai import request_id
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
-from gateway.http.request import MAX_WRITE_DEPTH, read_body
+from gateway.http.request import load_object, read_body
 from gateway.ingress.responses.ids import is_response_id
 from gateway.ingress.responses.parse import canonical_body, check_request, input_items
 from gateway.ingress.responses.render import Draft
@@ -84,7 +84,7 @@ class ResponsesAPI:
         renderer: Renderer = OPENAI
         try:
             raw = await read_body(request, runtime.config.server.max_body_bytes)
-            body = _load(raw)
+            body = load_object(raw)
             check_request(body)
             ctx.raw_body = body
             turn = await self.turn(body, request, ctx)
@@ -216,23 +216,6 @@ def _page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
         "last_id": data[-1]["id"] if data else None,
         "has_more": len(ordered) > len(data),
     }
-
-
-def _load(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise InvalidRequest("The request body is empty; expected a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    if raw.count(b"[") + raw.count(b"{") >= MAX_WRITE_DEPTH:
-        try:  # orjson reads deeper values than it writes: refuse what could not be forwarded
-            orjson.dumps(body)
-        except TypeError:
-            raise InvalidRequest("The request body is nested too deeply.") from None
-    return body
 
 
 def _context(request: Request) -> RequestContext:

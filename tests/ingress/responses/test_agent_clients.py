@@ -3,55 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-import pytest
-
-try:  # the Agents SDK would export traces to OpenAI's servers by default
-    import agents
-
-    agents.set_tracing_disabled(True)
-except ImportError:  # pragma: no cover
-    pass
+import agents
+import langchain_openai
+import litellm
+from openai import AsyncOpenAI
 
 from tests.servers import RunningServer
 from tests.tool_upstream import ToolUpstream
+
+agents.set_tracing_disabled(True)  # it would export traces to OpenAI's servers
+
+
+def weather_agent(gateway: RunningServer, weather: str) -> Any:
+    """An Agents SDK agent on its default Responses model, pointed at the gateway."""
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"{weather} in {city}"
+
+    client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0)
+    model = agents.OpenAIResponsesModel(model="gpt-test", openai_client=client)
+    return agents.Agent(name="weather", instructions="Use tools.", tools=[get_weather], model=model)
 
 
 def test_agents_sdk_run_completes_the_tool_loop(
     responses_gateway: RunningServer, tool_upstream: ToolUpstream
 ) -> None:
-    agents = pytest.importorskip("agents")
-    from openai import AsyncOpenAI
-
-    @agents.function_tool
-    def get_weather(city: str) -> str:
-        """The weather in a city."""
-        return f"sunny in {city}"
-
-    client = AsyncOpenAI(base_url=f"{responses_gateway.url}/v1", api_key="x", max_retries=0)
-    model = agents.OpenAIResponsesModel(model="gpt-test", openai_client=client)
-    agent = agents.Agent(
-        name="weather", instructions="Use tools.", tools=[get_weather], model=model
-    )
+    agent = weather_agent(responses_gateway, "sunny")
     result = asyncio.run(agents.Runner.run(agent, "What is the weather in Paris?"))
     assert result.final_output == "The tool said: sunny in Paris"
     assert tool_upstream.requests[-1]["messages"][-1]["role"] == "tool"
 
 
-def test_agents_sdk_run_streamed_completes_the_tool_loop(
-    responses_gateway: RunningServer,
-) -> None:
-    agents = pytest.importorskip("agents")
-    from openai import AsyncOpenAI
-
-    @agents.function_tool
-    def get_weather(city: str) -> str:
-        """The weather in a city."""
-        return f"rainy in {city}"
-
-    client = AsyncOpenAI(base_url=f"{responses_gateway.url}/v1", api_key="x", max_retries=0)
-    model = agents.OpenAIResponsesModel(model="gpt-test", openai_client=client)
-    agent = agents.Agent(name="weather", tools=[get_weather], model=model)
+def test_agents_sdk_run_streamed_completes_the_tool_loop(responses_gateway: RunningServer) -> None:
+    agent = weather_agent(responses_gateway, "rainy")
 
     async def run() -> tuple[str, list[str]]:
         result = agents.Runner.run_streamed(agent, "Weather in Oslo?")
@@ -64,7 +52,6 @@ def test_agents_sdk_run_streamed_completes_the_tool_loop(
 
 
 def test_langchain_invoke_and_stream(responses_gateway: RunningServer) -> None:
-    langchain_openai = pytest.importorskip("langchain_openai")
     chat = langchain_openai.ChatOpenAI(
         model="gpt-test",
         base_url=f"{responses_gateway.url}/v1",
@@ -79,8 +66,6 @@ def test_langchain_invoke_and_stream(responses_gateway: RunningServer) -> None:
 
 
 def test_litellm_responses(responses_gateway: RunningServer) -> None:
-    import litellm
-
     response = litellm.responses(
         model="openai/gpt-test",
         input="hello litellm",

@@ -262,6 +262,22 @@ def run_stream(chunks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict
     return events, final
 
 
+def call_delta(arguments: str, head: bool = False) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": 0, "function": {"arguments": arguments}}
+    if head:
+        call.update(id="call_1", type="function")
+        call["function"]["name"] = "f"
+    return delta({"tool_calls": [call]})
+
+
+START = ["created", "in_progress"]
+TEXT_OPEN = ["output_item.added", "content_part.added"]
+TEXT_CLOSE = ["output_text.done", "content_part.done", "output_item.done"]
+CALL_CLOSE = ["function_call_arguments.done", "output_item.done"]
+TEXT_DELTA = "output_text.delta"
+ARGS_DELTA = "function_call_arguments.delta"
+USAGE_ONLY = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
 STREAMS: list[tuple[str, list[dict[str, Any]], list[str]]] = [
     (
         "text",
@@ -271,105 +287,36 @@ STREAMS: list[tuple[str, list[dict[str, Any]], list[str]]] = [
             delta({"content": "y"}),
             delta({}, "stop"),
         ],
-        [
-            "created",
-            "in_progress",
-            "output_item.added",
-            "content_part.added",
-            "output_text.delta",
-            "output_text.delta",
-            "output_text.done",
-            "content_part.done",
-            "output_item.done",
-            "completed",
-        ],
+        [*START, *TEXT_OPEN, TEXT_DELTA, TEXT_DELTA, *TEXT_CLOSE, "completed"],
     ),
     (
         "tool call",
-        [
-            delta(
-                {
-                    "tool_calls": [
-                        {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}
-                    ]
-                }
-            ),
-            delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"a"'}}]}),
-            delta({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
-            delta({}, "tool_calls"),
-        ],
-        [
-            "created",
-            "in_progress",
-            "output_item.added",
-            "function_call_arguments.delta",
-            "function_call_arguments.delta",
-            "function_call_arguments.done",
-            "output_item.done",
-            "completed",
-        ],
+        [call_delta("", head=True), call_delta('{"a"'), call_delta(":1}"), delta({}, "tool_calls")],
+        [*START, "output_item.added", ARGS_DELTA, ARGS_DELTA, *CALL_CLOSE, "completed"],
     ),
     (
         "text then call",
+        [delta({"content": "ok"}), call_delta("{}", head=True), delta({}, "tool_calls")],
         [
-            delta({"content": "ok"}),
-            delta(
-                {
-                    "tool_calls": [
-                        {"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}
-                    ]
-                }
-            ),
-            delta({}, "tool_calls"),
-        ],
-        [
-            "created",
-            "in_progress",
+            *START,
+            *TEXT_OPEN,
+            TEXT_DELTA,
+            *TEXT_CLOSE,
             "output_item.added",
-            "content_part.added",
-            "output_text.delta",
-            "output_text.done",
-            "content_part.done",
-            "output_item.done",
-            "output_item.added",
-            "function_call_arguments.delta",
-            "function_call_arguments.done",
-            "output_item.done",
+            ARGS_DELTA,
+            *CALL_CLOSE,
             "completed",
         ],
     ),
     (
         "cut by length",
         [delta({"content": "ab"}), delta({}, "length")],
-        [
-            "created",
-            "in_progress",
-            "output_item.added",
-            "content_part.added",
-            "output_text.delta",
-            "output_text.done",
-            "content_part.done",
-            "output_item.done",
-            "incomplete",
-        ],
+        [*START, *TEXT_OPEN, TEXT_DELTA, *TEXT_CLOSE, "incomplete"],
     ),
     (
         "usage only chunk",
-        [
-            delta({"content": "a"}, "stop"),
-            {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
-        ],
-        [
-            "created",
-            "in_progress",
-            "output_item.added",
-            "content_part.added",
-            "output_text.delta",
-            "output_text.done",
-            "content_part.done",
-            "output_item.done",
-            "completed",
-        ],
+        [delta({"content": "a"}, "stop"), USAGE_ONLY],
+        [*START, *TEXT_OPEN, TEXT_DELTA, *TEXT_CLOSE, "completed"],
     ),
 ]
 
