@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.conftest import upstream_config
 from tests.servers import RunningServer, serve_in_thread
 from tests.tool_upstream import ToolUpstream
 
@@ -25,27 +26,21 @@ def tool_upstream(tool_upstream_server: tuple[ToolUpstream, RunningServer]) -> T
     return fake
 
 
-def responses_config(upstream_url: str, extra: str = "") -> str:
-    return f"""
-providers:
-  up:
-    kind: openai
-    base_url: {upstream_url}/v1
-    api_key: ${{UPSTREAM_KEY}}
-    timeout: {{connect: 1, read: 5}}
-models:
-  gpt-test:
-    deployments:
-      - {{provider: up, model: upstream-model}}
-{extra}
-"""
-
-
 @pytest.fixture
-def responses_gateway(
+def make_responses_gateway(
     start_gateway: Callable[[str], RunningServer],
     tool_upstream_server: tuple[ToolUpstream, RunningServer],
     tool_upstream: ToolUpstream,
-) -> RunningServer:
-    _, server = tool_upstream_server
-    return start_gateway(responses_config(server.url))
+) -> Callable[[str], RunningServer]:
+    """A gateway whose `gpt-test` is the tool upstream, with `extra` YAML sections."""
+    url = tool_upstream_server[1].url
+
+    def make(extra: str = "") -> RunningServer:
+        return start_gateway(upstream_config(url, extra))
+
+    return make
+
+
+@pytest.fixture
+def responses_gateway(make_responses_gateway: Callable[[str], RunningServer]) -> RunningServer:
+    return make_responses_gateway("")

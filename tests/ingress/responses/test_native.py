@@ -8,7 +8,7 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from tests.ingress.responses.conftest import responses_config
+from tests.conftest import upstream_config
 from tests.servers import RunningServer
 from tests.tool_upstream import ToolUpstream
 
@@ -29,7 +29,7 @@ def native_gateway(
     tool_upstream: ToolUpstream,
 ) -> RunningServer:
     url = tool_upstream_server[1].url
-    config = responses_config(url).replace("models:", NATIVE.format(url=url) + "models:", 1)
+    config = upstream_config(url).replace("models:", NATIVE.format(url=url) + "models:", 1)
     config = config.replace(
         "{provider: up, model: upstream-model}", "{provider: native, model: upstream-native}"
     )

@@ -10,7 +10,6 @@ import httpx
 import openai
 import pytest
 
-from tests.ingress.responses.conftest import responses_config
 from tests.servers import RunningServer
 from tests.tool_upstream import ToolUpstream
 
@@ -22,12 +21,8 @@ cache: {enabled: true}
 
 
 @pytest.fixture
-def gateway(
-    start_gateway: Callable[[str], RunningServer],
-    tool_upstream_server: tuple[ToolUpstream, RunningServer],
-    tool_upstream: ToolUpstream,
-) -> RunningServer:
-    return start_gateway(responses_config(tool_upstream_server[1].url, EXTRA))
+def gateway(make_responses_gateway: Callable[[str], RunningServer]) -> RunningServer:
+    return make_responses_gateway(EXTRA)
 
 
 def client(gateway: RunningServer) -> openai.OpenAI:

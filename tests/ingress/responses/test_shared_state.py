@@ -11,16 +11,14 @@ import pytest
 import redis
 
 from gateway.auth.keys import hash_key
-from tests.ingress.responses.conftest import KEY_A, KEY_B, responses_config
+from tests.ingress.responses.conftest import KEY_A, KEY_B
 from tests.redis_keys import drop_prefix, unique_prefix
 from tests.servers import RunningServer
-from tests.tool_upstream import ToolUpstream
 
 
 @pytest.fixture
 def two_instances(
-    start_gateway: Callable[[str], RunningServer],
-    tool_upstream_server: tuple[ToolUpstream, RunningServer],
+    make_responses_gateway: Callable[[str], RunningServer],
     redis_url: str,
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     redis.Redis.from_url(redis_url).ping()  # fails, never skips, without Redis
@@ -32,9 +30,8 @@ auth:
     - {{id: team-a, hash: "{hash_key(KEY_A)}"}}
     - {{id: team-b, hash: "{hash_key(KEY_B)}"}}
 """
-    config = responses_config(tool_upstream_server[1].url, extra)
     try:
-        yield start_gateway(config), start_gateway(config)
+        yield make_responses_gateway(extra), make_responses_gateway(extra)
     finally:
         drop_prefix(redis_url, prefix)
 
