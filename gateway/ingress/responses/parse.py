@@ -17,8 +17,10 @@ from gateway.ingress.responses.items import normalize_items
 from gateway.ingress.responses.tools import translate_tool_choice, translate_tools
 
 PASSED_AS_IS = ("temperature", "top_p", "user", "parallel_tool_calls", "stream")
-# `include` values the translation can honour; the rest are refused by name.
-HONOURED_INCLUDES: frozenset[str] = frozenset()
+# `include` values the translation can honour; the rest are refused by name. A translated
+# reply has no reasoning items, so their encrypted content (which Codex-style clients ask
+# for on every turn) is included trivially.
+HONOURED_INCLUDES: frozenset[str] = frozenset({"reasoning.encrypted_content"})
 TEXT_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 
 
@@ -91,6 +93,8 @@ def canonical_body(
     for name in PASSED_AS_IS:
         if body.get(name) is not None:
             chat[name] = body[name]
+    if body.get("stream"):  # usage ends every stream, cache replays included
+        chat["stream_options"] = {"include_usage": True}
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
     tools = translate_tools(body.get("tools"), native=native)

@@ -194,3 +194,36 @@ def test_structured_output_with_text_format(
         "json_schema": {"name": "trip", "schema": schema, "strict": True},
     }
     assert response.text.format.type == "json_schema"
+
+
+def test_a_codex_shaped_request_is_served(responses_gateway: RunningServer) -> None:
+    """What Codex-style agents send every turn: store off, encrypted reasoning asked for,
+    developer messages, reasoning settings, a cache key and text verbosity."""
+    response = client(responses_gateway).responses.create(
+        model="gpt-test",
+        instructions="You are a coding agent.",
+        input=[
+            {
+                "type": "message",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "<environment_context/>"}],
+            },
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "list files"}],
+            },
+        ],
+        tools=[WEATHER],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        reasoning={"effort": "medium", "summary": "auto"},
+        store=False,
+        stream=True,
+        include=["reasoning.encrypted_content"],
+        prompt_cache_key="session-1",
+        text={"verbosity": "low"},
+    )
+    final = list(response)[-1]
+    assert final.type == "response.completed"
+    assert final.response.output[0].type == "function_call"

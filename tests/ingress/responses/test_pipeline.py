@@ -69,6 +69,7 @@ def test_cache_keys_the_canonical_request(
         == first.json()["output"][0]["content"][0]["text"]
     )
     assert streamed[-1].response.output_text == "You said: cache me (messages: 1)"
+    assert streamed[-1].response.usage is not None  # a replayed stream still reports usage
     assert again.json()["id"] != first.json()["id"]
 
 

@@ -169,6 +169,12 @@ CANONICAL: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("tool_choice word", {"tool_choice": "required"}, {"tool_choice": "required"}),
     ("sampling", {"temperature": 0, "top_p": 0.5}, {"temperature": 0, "top_p": 0.5}),
     ("not forwarded", {"metadata": {"a": "b"}, "store": False, "truncation": "auto"}, {}),
+    ("encrypted reasoning: nothing to include", {"include": ["reasoning.encrypted_content"]}, {}),
+    (
+        "stream asks for usage",
+        {"stream": True},
+        {"stream": True, "stream_options": {"include_usage": True}},
+    ),
 ]
 
 
