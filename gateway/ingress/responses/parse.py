@@ -21,6 +21,7 @@ PASSED_AS_IS = ("temperature", "top_p", "user", "parallel_tool_calls", "stream")
 # reply has no reasoning items, so their encrypted content (which Codex-style clients ask
 # for on every turn) is included trivially.
 HONOURED_INCLUDES: frozenset[str] = frozenset({"reasoning.encrypted_content"})
+OPTIONAL_TRANSLATED = frozenset({"tools", "tool_choice", "text", "reasoning"})
 TEXT_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 
 
@@ -97,6 +98,12 @@ def canonical_body(
         chat["stream_options"] = {"include_usage": True}
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
+    if body.keys() & OPTIONAL_TRANSLATED:
+        _translate_options(body, chat, native)
+    return chat
+
+
+def _translate_options(body: dict[str, Any], chat: dict[str, Any], native: bool) -> None:
     tools = translate_tools(body.get("tools"), native=native)
     if tools:
         chat["tools"] = tools
@@ -108,7 +115,6 @@ def canonical_body(
     effort = _reasoning_effort(body.get("reasoning"))
     if effort is not None:
         chat["reasoning_effort"] = effort
-    return chat
 
 
 def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,6 +153,8 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
     content = item["content"]
     if isinstance(content, str):
         return {"role": role, "content": content}
+    if len(content) == 1 and "text" in content[0]:  # the common case: one text part
+        return {"role": role, "content": content[0]["text"]}
     parts = [_part(part) for part in content]
     # Plain text is a string, as chat clients send it (one form: one cache key).
     if all(p["type"] == "text" for p in parts) and (role != "user" or len(parts) == 1):
