@@ -42,10 +42,10 @@ from common import (
 from gateway.config import load_config_text
 from gateway.context import RequestContext
 from gateway.observability.metrics import Metrics
-from gateway.services import Services
 from gateway.pipeline.dispatch import Dispatch
 from gateway.providers.registry import build_providers
 from gateway.routing.router import build_routers
+from gateway.services import Services
 from gateway.state.memory import MemoryState
 
 RULES = """

@@ -35,6 +35,8 @@ CPU_GATEWAY = 0  # the system under test gets a core to itself
 CPU_LOAD = 1  # the mock upstream and the load generators share the other
 CHAT_PATH = "/v1/chat/completions"
 CHAT_BODY = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
+RESPONSES_PATH = "/v1/responses"
+RESPONSES_BODY = {"model": "bench", "input": "hi"}
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -222,6 +224,15 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants so far, from /proc."""
+    total = 0.0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total + sum(cpu_seconds(k) for k in _children(pid))
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its descendants, from /proc."""
     total = 0
@@ -357,11 +368,20 @@ def run_wrk(
 
 
 def run_stream_client(
-    port: int, concurrency: int, rounds: int, ramp_ms: float = 0.0, cpu: int | None = CPU_LOAD
+    port: int,
+    concurrency: int,
+    rounds: int,
+    ramp_ms: float = 0.0,
+    cpu: int | None = CPU_LOAD,
+    *,
+    responses: bool = False,
 ) -> dict[str, Any]:
-    """Run stream_client.py pinned to ``cpu``; return its JSON report."""
+    """Run stream_client.py pinned to ``cpu``; return its JSON report. ``responses``: stream
+    POST /v1/responses instead of chat completions."""
     argv = [PYTHON, str(BENCH_DIR / "stream_client.py"), "--port", str(port)]
     argv += ["--concurrency", str(concurrency), "--rounds", str(rounds), "--ramp-ms", str(ramp_ms)]
+    if responses:
+        argv.append("--responses")
     proc = subprocess.run(pinned(argv, cpu), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"stream client failed ({proc.returncode}): {proc.stderr}")

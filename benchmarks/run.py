@@ -1,8 +1,11 @@
 """Gateway benchmarks in one run: direct-to-upstream vs through the gateway.
 
 Starts the mock upstream on CPU 1 and the gateway on CPU 0, then measures
-  nonstream  wrk POSTs at 1 and 64 connections: RPS, p50, p99, added latency
-  stream     100 and 500 concurrent SSE streams: TTFB and total p50/p99, completed
+  nonstream  wrk POSTs at 1 and 64 connections: RPS, p50, p99, added latency, and the
+             gateway's CPU per request; the Responses API row (the same chat call
+             behind a translated POST /v1/responses) beside the Chat Completions one
+  stream     100 and 500 concurrent SSE streams (chat, and responses through the gateway):
+             TTFB and total p50/p99, completed
   startup    spawn -> first chat completion, idle RSS (and RSS after the load)
 and prints tables with the gateway's figures next to the direct ones of the same run.
 Timings are reported, never asserted.
@@ -29,10 +32,13 @@ from common import (
     CHAT_PATH,
     CPU_GATEWAY,
     CPU_LOAD,
+    RESPONSES_BODY,
+    RESPONSES_PATH,
     Processes,
     Service,
     ServiceFailed,
     cpu_busy,
+    cpu_seconds,
     format_table,
     free_port,
     gateway_argv,
@@ -96,32 +102,71 @@ def ratio(gw: float, direct: float) -> str:
 # -- benchmarks --------------------------------------------------------------------------
 
 
-def bench_nonstream(plan: Plan, targets: dict[str, int], tmp: Path) -> dict[str, Any]:
-    script = write_wrk_script(tmp / "chat.lua", CHAT_BODY)
+def bench_nonstream(
+    plan: Plan, targets: dict[str, int], tmp: Path, gw_pid: int | None = None
+) -> dict[str, Any]:
+    """Chat completions direct and through the gateway; with the gateway, also the
+    Responses API (translated to the same chat call) and the gateway's CPU per request."""
+    scripts = {
+        CHAT_PATH: write_wrk_script(tmp / "chat.lua", CHAT_BODY),
+        RESPONSES_PATH: write_wrk_script(tmp / "responses.lua", RESPONSES_BODY),
+    }
+    runs = [(name, port, CHAT_PATH) for name, port in targets.items()]
+    if "gateway" in targets:
+        runs.append(("responses", targets["gateway"], RESPONSES_PATH))
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     for conns in plan.connections:
-        for name, port in targets.items():
-            url = f"http://127.0.0.1:{port}{CHAT_PATH}"
-            run_wrk(url, conns, plan.warmup_s, script)  # fill pools, warm caches
-            r = run_wrk(url, conns, plan.wrk_s, script)
-            results[f"{name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
-            rows.append([conns, name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors])
+        for name, port, path in runs:
+            url = f"http://127.0.0.1:{port}{path}"
+            run_wrk(url, conns, plan.warmup_s, scripts[path])  # fill pools, warm caches
+            cpu0 = cpu_seconds(gw_pid) if gw_pid and name != "direct" else None
+            r = run_wrk(url, conns, plan.wrk_s, scripts[path])
+            f = results[f"{name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
+            if cpu0 is not None and gw_pid and r.requests:
+                f["gateway_cpu_us"] = (cpu_seconds(gw_pid) - cpu0) / r.requests * 1e6
+            cpu = f"{f['gateway_cpu_us']:.0f}" if "gateway_cpu_us" in f else "-"
+            rows.append([conns, name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors, cpu])
         if "gateway" in targets:
-            d, g = results[f"direct@{conns}"], results[f"gateway@{conns}"]
-            rows.append(
-                [
-                    conns,
-                    "added",
-                    ratio(g["rps"], d["rps"]),
-                    added(g["p50_ms"], d["p50_ms"]),
-                    added(g["p99_ms"], d["p99_ms"]),
-                    "",
-                ]
-            )
-    print(f"\n== Non-streaming POST {CHAT_PATH}  (wrk, {plan.wrk_s:g} s per row, CPU {CPU_LOAD})")
-    print(format_table(["conns", "target", "RPS", "p50 ms", "p99 ms", "errors"], rows))
+            rows += added_rows(results, conns)
+    print(
+        f"\n== Non-streaming POST {CHAT_PATH} (responses: POST {RESPONSES_PATH} through the "
+        f"gateway)  (wrk, {plan.wrk_s:g} s per row, CPU {CPU_LOAD})"
+    )
+    headers = ["conns", "target", "RPS", "p50 ms", "p99 ms", "errors", "gw CPU us/req"]
+    print(format_table(headers, rows))
     return results
+
+
+def added_rows(results: dict[str, Any], conns: int) -> list[list[object]]:
+    """gateway vs direct, and Responses vs chat through the gateway (its CPU ratio too)."""
+    d, g, r = (results[f"{n}@{conns}"] for n in ("direct", "gateway", "responses"))
+    rows: list[list[object]] = [
+        [
+            conns,
+            "added",
+            ratio(g["rps"], d["rps"]),
+            added(g["p50_ms"], d["p50_ms"]),
+            added(g["p99_ms"], d["p99_ms"]),
+            "",
+            "",
+        ],
+    ]
+    cpu = "-"
+    if "gateway_cpu_us" in g and "gateway_cpu_us" in r:
+        cpu = ratio(r["gateway_cpu_us"], g["gateway_cpu_us"])
+    rows.append(
+        [
+            conns,
+            "resp/chat",
+            ratio(r["rps"], g["rps"]),
+            added(r["p50_ms"], g["p50_ms"]),
+            added(r["p99_ms"], g["p99_ms"]),
+            "",
+            cpu,
+        ]
+    )
+    return rows
 
 
 def stream_figures(report: dict[str, Any]) -> dict[str, float]:
@@ -143,18 +188,24 @@ def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     keys = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms")
+    runs = [(name, port, False) for name, port in targets.items()]
+    if "gateway" in targets:
+        runs.append(("responses", targets["gateway"], True))
     for n in plan.streams:
-        for name, port in targets.items():
+        for name, port, responses in runs:
             if plan.stream_warmup:  # open the gateway's upstream connections first
-                run_stream_client(port, n, 1, ramp_ms=plan.stream_ms)
-            report = run_stream_client(port, n, plan.stream_rounds, ramp_ms=plan.stream_ms)
+                run_stream_client(port, n, 1, ramp_ms=plan.stream_ms, responses=responses)
+            report = run_stream_client(
+                port, n, plan.stream_rounds, ramp_ms=plan.stream_ms, responses=responses
+            )
             f = results[f"{name}@{n}"] = stream_figures(report)
             f["errors"] = report["errors"]
             done = f"{f['completed']}/{f['started']}"
             rows.append([n, name, done, *(ms(f[k]) for k in keys), f"{f['client_cpu']:.0%}"])
         if "gateway" in targets:
-            d, g = results[f"direct@{n}"], results[f"gateway@{n}"]
+            d, g, r = (results[f"{t}@{n}"] for t in ("direct", "gateway", "responses"))
             rows.append([n, "added", "", *(added(g[k], d[k]) for k in keys), ""])
+            rows.append([n, "resp/chat", "", *(added(r[k], g[k]) for k in keys), ""])
     print(
         f"\n== Streaming  ({plan.chunks} chunks {plan.chunk_delay_ms:g} ms apart, "
         f"{plan.stream_rounds} stream(s) per connection, first requests spread over "
@@ -162,7 +213,10 @@ def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
     )
     headers = ["streams", "target", "done", "TTFB p50", "TTFB p99", "total p50", "total p99"]
     print(format_table([*headers, "client CPU"], rows))
-    print("   (times in ms; done = complete streams ending in [DONE] / started)")
+    print(
+        "   (times in ms; done = complete streams / started: chat ends in [DONE], responses"
+        " (POST /v1/responses through the gateway) in response.completed)"
+    )
     for key, f in results.items():
         if f["errors"]:
             print(f"   {key} errors: {f['errors']}")
@@ -225,7 +279,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             results["startup"] = measure_startup(gw, plan)
             targets["gateway"] = gw.port
         if "nonstream" in sections:
-            results["nonstream"] = bench_nonstream(plan, targets, tmp)
+            gw_pid = gw.pid if gw is not None and args.gateway == "real" else None
+            results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid)
         if "stream" in sections:
             results["stream"] = bench_stream(plan, targets)
         if gw is None and "startup" in sections:

@@ -7,7 +7,8 @@ connection runs ``--rounds`` streams one after another (reconnecting if the serv
 it). The connections start together, or evenly spread over ``--ramp-ms``. Per stream it records:
   ttfb   seconds from writing the request to the first body byte (the first SSE event)
   total  seconds from writing the request to the end of the response
-A stream is complete when it answered 200 and its body ended with ``data: [DONE]``.
+A stream is complete when it answered 200 and its body ended with ``data: [DONE]``
+(``--responses``: POST /v1/responses, complete when its last event is response.completed).
 Prints one JSON object on stdout.
 
     python benchmarks/stream_client.py --port 8080 --concurrency 100 --rounds 2
@@ -31,6 +32,9 @@ BODY = {
     "stream": True,
     "stream_options": {"include_usage": True},
 }
+RESPONSES_BODY = {"model": "bench", "input": "hi", "stream": True}
+CHAT_END = b"data: [DONE]"
+RESPONSES_END = b"event: response.completed"
 
 
 @dataclass
@@ -73,6 +77,8 @@ def build_request(host: str, port: int, path: str, api_key: str | None, body: di
 
 class Connection(asyncio.Protocol):
     """One keep-alive connection that runs timed requests one at a time."""
+
+    end = CHAT_END  # how a complete stream's last event starts (set per run)
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -128,7 +134,8 @@ class Connection(asyncio.Protocol):
         self.out.total = time.perf_counter() - self.t0
         body = b"".join(self.chunks)
         self.out.events = body.count(b"data: ")
-        self.out.complete = self.out.status == 200 and body.rstrip().endswith(b"data: [DONE]")
+        last = body.rstrip().rsplit(b"\n\n", 1)[-1]
+        self.out.complete = self.out.status == 200 and last.startswith(self.end)
         if not self.out.complete:
             self.out.error = f"status {self.out.status}" if self.out.status != 200 else "no [DONE]"
         if not self.parser.should_keep_alive():
@@ -155,8 +162,10 @@ async def connect(host: str, port: int, timeout: float) -> Connection:
 
 
 async def run(args: argparse.Namespace) -> Report:
-    body = {**BODY, "model": args.model}
-    request = build_request(args.host, args.port, args.path, args.api_key, body)
+    body = {**(RESPONSES_BODY if args.responses else BODY), "model": args.model}
+    path = "/v1/responses" if args.responses else args.path
+    Connection.end = RESPONSES_END if args.responses else CHAT_END
+    request = build_request(args.host, args.port, path, args.api_key, body)
     outcomes: list[Outcome] = []
     conns = await asyncio.gather(
         *(connect(args.host, args.port, args.timeout) for _ in range(args.concurrency))
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--path", default="/v1/chat/completions")
     ap.add_argument("--model", default="bench")
+    ap.add_argument("--responses", action="store_true", help="stream POST /v1/responses")
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1)

@@ -20,6 +20,7 @@ from gateway.http.hot_paths import HotPaths
 from gateway.http.models import models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
+from gateway.http.responses import ResponsesAPI
 from gateway.http.usage import usage_routes
 from gateway.observability.metrics import Metrics
 from gateway.reload import Reloader, reload_endpoint
@@ -47,13 +48,16 @@ def create_app(
             await reloader.stop()
             await runtime.stop()
 
+    responses = ResponsesAPI(runtime)
     hot = {
         "/v1/chat/completions": CompletionEndpoint(runtime, "chat"),
         "/v1/completions": CompletionEndpoint(runtime, "completions"),
         "/v1/embeddings": CompletionEndpoint(runtime, "embeddings"),
+        "/v1/responses": responses,
     }
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
+        *responses.routes(),  # GET, DELETE /v1/responses/{id}, its input_items
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),

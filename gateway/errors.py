@@ -4,6 +4,7 @@ GatewayError                      500 api_error
 ├── InvalidRequest                400 invalid_request_error
 │   ├── BodyTooLarge              413
 │   ├── ModelNotFound             404 (code model_not_found)
+│   ├── ResourceNotFound          404 (code not_found): a stored object the key cannot see
 │   └── InputTooLarge             400 (code context_length_exceeded)
 ├── AuthenticationFailed          401 authentication_error
 ├── PermissionDenied              403 permission_error
@@ -11,6 +12,7 @@ GatewayError                      500 api_error
 ├── QuotaExceeded                 429 insufficient_quota
 ├── Unavailable                   503 the gateway cannot serve this now (Retry-After)
 │   ├── DatabaseUnavailable       503 state.database unreachable (admin reads)
+│   ├── StoreUnavailable          503 the state backend holding stored objects is down
 │   ├── StateUnavailable          503 the state backend failed (feedback, reports)
 │   └── ShuttingDown              503 a stream ended by the shutdown grace period
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
@@ -83,6 +85,14 @@ class ModelNotFound(InvalidRequest):
         )
 
 
+class ResourceNotFound(InvalidRequest):
+    status = 404
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "not_found")
+        super().__init__(message, **kwargs)
+
+
 class InputTooLarge(InvalidRequest):
     pass
 
@@ -135,6 +145,10 @@ class DatabaseUnavailable(Unavailable):
     """The system of record (state.database) cannot be reached for a read that needs it."""
 
     error_type = "api_error"
+
+
+class StoreUnavailable(Unavailable):
+    error_type = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

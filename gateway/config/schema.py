@@ -119,9 +119,17 @@ class ProviderConfig(Section):
         None, description="litellm provider prefix (anthropic, gemini, bedrock …)."
     )
     mock: MockConfig = MockConfig()
+    responses: Literal["translate", "native"] = Field(
+        "translate",
+        description="Responses API requests: translate to Chat Completions, or (kind openai, "
+        "an upstream that serves /responses) send them as they came, with the gateway's "
+        "model name and output bound applied.",
+    )
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> ProviderConfig:
+        if self.responses == "native" and self.kind != "openai":
+            raise ValueError("responses: native needs kind 'openai'")
         if self.kind == "openai" and not self.base_url:
             raise ValueError("base_url is required for kind 'openai'")
         if self.kind == "litellm" and not self.litellm_provider:

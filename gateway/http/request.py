@@ -37,6 +37,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_body(raw: bytes, endpoint: Endpoint, max_choices: int | None = None) -> dict[str, Any]:
+    body = load_object(raw)
+    check_fields(body, endpoint)
+    if max_choices is not None:
+        check_choices(body, endpoint, max_choices)
+    return body
+
+
+def load_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object that can be forwarded (any ingress format)."""
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:
@@ -46,9 +55,6 @@ def parse_body(raw: bytes, endpoint: Endpoint, max_choices: int | None = None) -
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     _check_depth(raw, body)
-    check_fields(body, endpoint)
-    if max_choices is not None:
-        check_choices(body, endpoint, max_choices)
     return body
 
 

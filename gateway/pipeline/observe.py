@@ -17,6 +17,11 @@ log = logging.getLogger("gateway.access")
 errors_log = logging.getLogger("gateway")
 
 
+def endpoint_label(ctx: RequestContext) -> str:
+    """The endpoint as the client called it: other ingress formats run as chat."""
+    return ctx.endpoint if ctx.ingress == "openai" else ctx.ingress
+
+
 def error_reply(err: GatewayError) -> Reply:
     return Reply(body=err.to_body(), status=err.http_status, headers=dict(err.headers), error=err)
 
@@ -57,7 +62,8 @@ class Observe:
         self.log_prompts = log_prompts  # prompt/completion text in the access log
         self._series: dict[tuple[str, str], ModelSeries] = {}
         self._overhead = {
-            e: metrics.overhead.labels(e) for e in ("chat", "completions", "embeddings")
+            e: metrics.overhead.labels(e)
+            for e in ("chat", "completions", "embeddings", "responses", "anthropic")
         }
 
     def series(self, endpoint: str, model: str) -> ModelSeries:
@@ -78,7 +84,7 @@ class Observe:
             reply = error_reply(GatewayError("The gateway failed to handle this request."))
         overhead = max(0.0, ctx.elapsed() - ctx.upstream_seconds)
         ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead * 1000:.2f}"
-        self._overhead[ctx.endpoint].observe(overhead)
+        self._overhead[endpoint_label(ctx)].observe(overhead)
 
         async def record(done: Reply) -> None:
             self.metrics.in_flight.dec()
@@ -105,7 +111,7 @@ class Observe:
         duration = ctx.elapsed()
         # Only configured aliases become label values: a client must not mint new series.
         model = ctx.alias if ctx.target_alias else "unknown"
-        series = self.series(ctx.endpoint, model)
+        series = self.series(endpoint_label(ctx), model)
         series.count(reply.status)
         series.duration.observe(duration)
         ttft = None
@@ -120,7 +126,7 @@ class Observe:
             return
         entry = {
             "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint,
+            "endpoint": endpoint_label(ctx),
             "model": ctx.alias,
             "deployment": ctx.deployment,
             "status": reply.status,

@@ -10,6 +10,10 @@ def build_provider(name: str, config: ProviderConfig) -> Provider:
     if config.kind == "openai":
         from gateway.providers.openai import OpenAIProvider
 
+        if config.responses == "native":
+            from gateway.providers.openai_responses import NativeResponses
+
+            return NativeResponses(OpenAIProvider(name, config))
         return OpenAIProvider(name, config)
     if config.kind == "mock":
         from gateway.providers.mock import MockProvider

@@ -1,0 +1,136 @@
+"""What the Responses API's translation costs: CPU per request, in-process, against the
+same request as a Chat Completions call.
+
+The app is driven through ASGI directly (no sockets) with the mock provider (no upstream),
+so the figures are the gateway's own work: parsing, the pipeline, rendering, the store
+write. Chat and Responses runs alternate (ABAB…) so load on the machine hits both alike.
+
+    .venv/bin/python benchmarks/bench_responses.py [--requests 2000] [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import orjson
+
+from gateway.app import create_app
+from gateway.config import load_config_text
+
+CONFIG = """
+logging: {level: warning, access_log: false}
+providers:
+  mock: {kind: mock, mock: {chunks: 20}}
+models:
+  bench: {deployments: [{provider: mock, model: bench-model}]}
+"""
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "chat": (
+        "/v1/chat/completions",
+        {"model": "bench", "messages": [{"role": "user", "content": "hello there"}]},
+    ),
+    "responses": ("/v1/responses", {"model": "bench", "input": "hello there"}),
+    "responses unstored": (
+        "/v1/responses",
+        {"model": "bench", "input": "hello there", "store": False},
+    ),
+    "chat stream": (
+        "/v1/chat/completions",
+        {
+            "model": "bench",
+            "messages": [{"role": "user", "content": "hello there"}],
+            "stream": True,
+        },
+    ),
+    "responses stream": (
+        "/v1/responses",
+        {"model": "bench", "input": "hello there", "stream": True},
+    ),
+}
+
+
+async def call(app: Any, path: str, raw: bytes) -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await asyncio.sleep(3600)  # the client never leaves
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def cpu_per_request(app: Any, case: str, requests: int) -> float:
+    path, body = CASES[case]
+    raw = orjson.dumps(body)
+    start = time.process_time()
+    for _ in range(requests):
+        if await call(app, path, raw) != 200:
+            raise RuntimeError(f"{case}: not 200")
+    return (time.process_time() - start) / requests * 1e6
+
+
+async def main(requests: int, rounds: int) -> None:
+    app = create_app(load_config_text(CONFIG))
+    figures: dict[str, list[float]] = {case: [] for case in CASES}
+    async with app.router.lifespan_context(app):
+        for case in CASES:  # warm up
+            await cpu_per_request(app, case, 200)
+        for _ in range(rounds):
+            for case in CASES:
+                figures[case].append(await cpu_per_request(app, case, requests))
+    print(
+        f"CPU per request, in-process, mock provider ({rounds} alternating rounds of "
+        f"{requests}; median)"
+    )
+    median = {case: statistics.median(values) for case, values in figures.items()}
+    for case, value in median.items():
+        print(
+            f"  {case:18} {value:7.1f} us   (runs: {', '.join(f'{v:.0f}' for v in figures[case])})"
+        )
+    pairs = (
+        ("chat", "responses"),
+        ("chat", "responses unstored"),
+        ("chat stream", "responses stream"),
+    )
+    for chat, responses in pairs:
+        print(f"  {responses} / {chat}: x{median[responses] / median[chat]:.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.rounds))
