@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamTimeout
+from gateway.errors import AllAttemptsFailed, GatewayError, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("gateway")
 ERROR_TYPES = {
@@ -36,8 +36,12 @@ STOP_REASONS = {
 
 def error_type(err: GatewayError) -> str:
     """Anthropic's error type for a gateway error, chosen by the status the client gets."""
+    if isinstance(err, AllAttemptsFailed):
+        return error_type(err.attempts[-1][1]) if err.attempts else "api_error"
     if isinstance(err, UpstreamTimeout):
         return "timeout_error"
+    if isinstance(err, UpstreamError) and err.upstream_status in (503, 529):
+        return "overloaded_error"  # the client sees 502, but may wait and retry
     status = err.http_status
     if status in ERROR_TYPES:
         return ERROR_TYPES[status]
