@@ -357,11 +357,18 @@ def run_wrk(
 
 
 def run_stream_client(
-    port: int, concurrency: int, rounds: int, ramp_ms: float = 0.0, cpu: int | None = CPU_LOAD
+    port: int,
+    concurrency: int,
+    rounds: int,
+    ramp_ms: float = 0.0,
+    cpu: int | None = CPU_LOAD,
+    path: str = CHAT_PATH,
+    model: str = "bench",
 ) -> dict[str, Any]:
     """Run stream_client.py pinned to ``cpu``; return its JSON report."""
     argv = [PYTHON, str(BENCH_DIR / "stream_client.py"), "--port", str(port)]
     argv += ["--concurrency", str(concurrency), "--rounds", str(rounds), "--ramp-ms", str(ramp_ms)]
+    argv += ["--path", path, "--model", model]
     proc = subprocess.run(pinned(argv, cpu), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"stream client failed ({proc.returncode}): {proc.stderr}")

@@ -7,7 +7,8 @@ connection runs ``--rounds`` streams one after another (reconnecting if the serv
 it). The connections start together, or evenly spread over ``--ramp-ms``. Per stream it records:
   ttfb   seconds from writing the request to the first body byte (the first SSE event)
   total  seconds from writing the request to the end of the response
-A stream is complete when it answered 200 and its body ended with ``data: [DONE]``.
+A stream is complete when it answered 200 and its body ended with ``data: [DONE]`` (for
+``--path /v1/messages``: with the ``message_stop`` event).
 Prints one JSON object on stdout.
 
     python benchmarks/stream_client.py --port 8080 --concurrency 100 --rounds 2
@@ -30,6 +31,12 @@ BODY = {
     "messages": [{"role": "user", "content": "hi"}],
     "stream": True,
     "stream_options": {"include_usage": True},
+}
+MESSAGES_BODY = {
+    "model": "bench",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
 }
 
 
@@ -128,7 +135,9 @@ class Connection(asyncio.Protocol):
         self.out.total = time.perf_counter() - self.t0
         body = b"".join(self.chunks)
         self.out.events = body.count(b"data: ")
-        self.out.complete = self.out.status == 200 and body.rstrip().endswith(b"data: [DONE]")
+        end = body.rstrip()
+        finished = end.endswith(b"data: [DONE]") or end.endswith(b'{"type":"message_stop"}')
+        self.out.complete = self.out.status == 200 and finished
         if not self.out.complete:
             self.out.error = f"status {self.out.status}" if self.out.status != 200 else "no [DONE]"
         if not self.parser.should_keep_alive():
@@ -156,6 +165,8 @@ async def connect(host: str, port: int, timeout: float) -> Connection:
 
 async def run(args: argparse.Namespace) -> Report:
     body = {**BODY, "model": args.model}
+    if args.path.endswith("/messages"):  # Anthropic Messages: max_tokens, no stream_options
+        body = {**MESSAGES_BODY, "model": args.model}
     request = build_request(args.host, args.port, args.path, args.api_key, body)
     outcomes: list[Outcome] = []
     conns = await asyncio.gather(
