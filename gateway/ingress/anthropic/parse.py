@@ -40,7 +40,7 @@ def parse_messages(raw: dict[str, Any], *, count_only: bool = False) -> Parsed:
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
     for i, message in enumerate(raw_messages):
-        messages.extend(_message(message, f"messages[{i}]", parsed.dropped))
+        messages.extend(_message(message, i, parsed.dropped))
     body["messages"] = messages
     stream = raw.get("stream")
     if stream is not None:
@@ -84,13 +84,14 @@ def _text(block: dict[str, Any], where: str) -> str:
     return text
 
 
-def _message(message: Any, where: str, dropped: list[str]) -> list[dict[str, Any]]:
+def _message(message: Any, index: int, dropped: list[str]) -> list[dict[str, Any]]:
+    where = f"messages[{index}]"
     if not isinstance(message, dict) or message.get("role") not in ROLES:
         raise InvalidRequest(
             f"'{where}' must be an object with role 'user' or 'assistant'.", param=where
         )
     role, content = message["role"], message.get("content")
-    if isinstance(content, str):
+    if type(content) is str:
         return [{"role": role, "content": content}]
     if not isinstance(content, list):
         raise InvalidRequest(
@@ -105,6 +106,9 @@ def _assistant(blocks: list[Any], where: str, dropped: list[str]) -> dict[str, A
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for i, block in enumerate(blocks):
+        if type(block) is dict and block.get("type") == "text" and type(block.get("text")) is str:
+            texts.append(block["text"])
+            continue
         at = f"{where}.content[{i}]"
         kind = _block_type(block, at)
         if kind == "text":
@@ -140,6 +144,9 @@ def _user(blocks: list[Any], where: str) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(blocks):
+        if type(block) is dict and block.get("type") == "text" and type(block.get("text")) is str:
+            parts.append({"type": "text", "text": block["text"]})
+            continue
         at = f"{where}.content[{i}]"
         kind = _block_type(block, at)
         if kind == "text":
@@ -241,9 +248,9 @@ def _tools(raw: dict[str, Any], parsed: Parsed) -> None:
     if tools is not None:
         if not isinstance(tools, list):
             raise InvalidRequest("'tools' must be an array.", param="tools")
-        functions = [_function(tool, f"tools[{i}]", parsed) for i, tool in enumerate(tools)]
-        if any(functions):
-            parsed.body["tools"] = [f for f in functions if f]
+        functions = _functions(tools, parsed)
+        if functions:
+            parsed.body["tools"] = functions
     choice = raw.get("tool_choice")
     if choice is None:
         return
@@ -261,21 +268,42 @@ def _tools(raw: dict[str, Any], parsed: Parsed) -> None:
         parsed.body["parallel_tool_calls"] = False
 
 
-def _function(tool: Any, where: str, parsed: Parsed) -> dict[str, Any] | None:
-    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"]:
-        raise InvalidRequest(f"'{where}' must be an object with a string 'name'.", param=where)
-    if tool.get("type") not in (None, "custom"):
-        _note(parsed.dropped, "server tools")  # Anthropic-run tools: native deployments only
-        return None
-    schema = tool.get("input_schema")
-    if not isinstance(schema, dict):
-        raise InvalidRequest(
-            f"'{where}.input_schema' must be an object.", param=f"{where}.input_schema"
-        )
-    function: dict[str, Any] = {"name": tool["name"], "parameters": schema}
-    if isinstance(tool.get("description"), str):
-        function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+def _functions(tools: list[Any], parsed: Parsed) -> list[dict[str, Any]]:
+    """Client tools as chat functions. Agents send dozens on every turn: the common case
+    runs without building error locations (the slow path finds and names the bad one)."""
+    functions = []
+    for tool in tools:
+        if type(tool) is not dict:
+            break
+        name, schema, kind = tool.get("name"), tool.get("input_schema"), tool.get("type")
+        if type(name) is not str or not name:
+            break
+        if kind is not None and kind != "custom":
+            _note(parsed.dropped, "server tools")  # Anthropic-run tools: native deployments only
+            continue
+        if type(schema) is not dict:
+            break
+        description = tool.get("description")
+        if type(description) is str:
+            function = {"name": name, "description": description, "parameters": schema}
+        else:
+            function = {"name": name, "parameters": schema}
+        functions.append({"type": "function", "function": function})
+    else:
+        return functions
+    raise _tool_error(tools)
+
+
+def _tool_error(tools: list[Any]) -> InvalidRequest:
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"]:
+            return InvalidRequest(f"'{where}' must be an object with a string 'name'.", param=where)
+        if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
+            return InvalidRequest(
+                f"'{where}.input_schema' must be an object.", param=f"{where}.input_schema"
+            )
+    return InvalidRequest("'tools' is invalid.", param="tools")
 
 
 def _note(dropped: list[str], what: str) -> None:
