@@ -4,6 +4,8 @@ exact bytes of every stream it sent (to compare with what the client got)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +29,14 @@ class ScriptedAnthropic:
     raw: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)  # each stream's bytes, as sent
+    stream_closed_at: list[float] = field(default_factory=list)
 
     def reset(self, **changes: Any) -> None:
         self.script = Script(**changes)
         self.raw.clear()
         self.headers.clear()
         self.sent.clear()
+        self.stream_closed_at.clear()
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -108,7 +112,10 @@ class ScriptedAnthropic:
             for n, data in enumerate(events):
                 if s.cut_after is not None and n >= s.cut_after:
                     return
+                if n and s.chunk_delay:
+                    await asyncio.sleep(s.chunk_delay)
                 sent += data
                 yield data
         finally:
             self.sent.append(sent)
+            self.stream_closed_at.append(time.monotonic())

@@ -5,6 +5,8 @@ into small pieces; parallel calls; usage with cached prompt tokens; a vLLM-style
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,16 +29,19 @@ class Script:
     stop_sequence: str | None = None  # reply ended by this stop string (vLLM's stop_reason)
     cut_after: int | None = None  # end the stream after k chunks, without [DONE]
     status: int = 200
+    chunk_delay: float = 0.0  # seconds between stream chunks
 
 
 @dataclass
 class ToolsUpstream:
     script: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stream_closed_at: list[float] = field(default_factory=list)
 
     def reset(self, **changes: Any) -> None:
         self.script = Script(**changes)
         self.requests.clear()
+        self.stream_closed_at.clear()
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
@@ -100,11 +105,16 @@ class ToolsUpstream:
     async def _stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
         s = self.script
         head = self._head("chat.completion.chunk")
-        for n, delta in enumerate(self._deltas()):
-            if s.cut_after is not None and n >= s.cut_after:
-                return
-            choice = {"index": 0, "delta": delta, "finish_reason": None}
-            yield b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+        try:
+            for n, delta in enumerate(self._deltas()):
+                if s.cut_after is not None and n >= s.cut_after:
+                    return
+                if n and s.chunk_delay:
+                    await asyncio.sleep(s.chunk_delay)
+                choice = {"index": 0, "delta": delta, "finish_reason": None}
+                yield b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+        finally:
+            self.stream_closed_at.append(time.monotonic())
         end: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": self._finish()}
         if s.stop_sequence:
             end["stop_reason"] = s.stop_sequence

@@ -3,6 +3,7 @@ first byte (matching status and type) and after it (`event: error`), auth."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -267,3 +268,24 @@ def test_missing_or_wrong_key_and_forbidden_model(keyed_gateway: RunningServer) 
     with pytest.raises(anthropic.PermissionDeniedError):
         sdk.messages.count_tokens(model="claude-native", messages=USER)
     assert sdk.messages.count_tokens(model="gpt-tools", messages=USER).input_tokens > 0
+
+
+@pytest.mark.parametrize("model", ["gpt-tools", "claude-native"])
+def test_client_leaving_mid_stream_closes_the_upstream(
+    both_gateway: RunningServer,
+    openai_tools: ToolsUpstream,
+    claude: ScriptedAnthropic,
+    model: str,
+) -> None:
+    upstream: Any = claude if model == "claude-native" else openai_tools
+    upstream.reset(text="word " * 200, chunk_delay=0.05)
+    body = {**GOOD, "model": model, "stream": True}
+    with httpx.stream("POST", f"{both_gateway.url}/v1/messages", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: content_block_delta"):
+                break
+    left_at = time.monotonic()
+    while not upstream.stream_closed_at and time.monotonic() < left_at + 2:
+        time.sleep(0.01)
+    assert upstream.stream_closed_at, "the upstream stream was never closed"
+    assert upstream.stream_closed_at[0] - left_at < 1.0  # not run to its end (10 s)
