@@ -77,14 +77,21 @@ def claude(anthropic_tools_server: tuple[ScriptedAnthropic, RunningServer]) -> S
 
 
 @pytest.fixture
-def both_gateway(
+def make_gateway(
     start_gateway: Callable[[str], RunningServer],
     openai_tools_server: tuple[ToolsUpstream, RunningServer],
     anthropic_tools_server: tuple[ScriptedAnthropic, RunningServer],
     openai_tools: ToolsUpstream,
     claude: ScriptedAnthropic,
-) -> RunningServer:
-    return start_gateway(gateway_config(openai_tools_server[1].url, anthropic_tools_server[1].url))
+) -> Callable[[str], RunningServer]:
+    """A gateway in front of both fakes, with `extra` YAML sections (keys, caps ...)."""
+    urls = (openai_tools_server[1].url, anthropic_tools_server[1].url)
+    return lambda extra: start_gateway(gateway_config(*urls, extra=extra))
+
+
+@pytest.fixture
+def both_gateway(make_gateway: Callable[[str], RunningServer]) -> RunningServer:
+    return make_gateway("")
 
 
 @pytest.fixture

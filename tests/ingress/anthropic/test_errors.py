@@ -28,7 +28,6 @@ from gateway.errors import (
 )
 from gateway.ingress.anthropic.render import error_type
 from tests.ingress.anthropic.anthropic_tools import ScriptedAnthropic
-from tests.ingress.anthropic.conftest import gateway_config
 from tests.ingress.anthropic.openai_tools import ToolsUpstream
 from tests.servers import RunningServer
 
@@ -232,15 +231,10 @@ KEY = "sk-test-anthropic-client-0123456789"
 
 
 @pytest.fixture
-def keyed_gateway(
-    start_gateway: Callable[[str], RunningServer],
-    openai_tools_server: tuple[ToolsUpstream, RunningServer],
-    anthropic_tools_server: tuple[ScriptedAnthropic, RunningServer],
-    openai_tools: ToolsUpstream,
-) -> RunningServer:
-    auth = f'auth:\n  keys:\n    - {{id: agent, hash: "{hash_key(KEY)}", models: [gpt-tools]}}\n'
-    urls = (openai_tools_server[1].url, anthropic_tools_server[1].url)
-    return start_gateway(gateway_config(*urls, extra=auth))
+def keyed_gateway(make_gateway: Callable[[str], RunningServer]) -> RunningServer:
+    return make_gateway(
+        f'auth:\n  keys:\n    - {{id: agent, hash: "{hash_key(KEY)}", models: [gpt-tools]}}\n'
+    )
 
 
 @pytest.mark.parametrize("header", ["x-api-key", "authorization"])

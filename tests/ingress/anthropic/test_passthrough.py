@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.ingress.anthropic.anthropic_tools import ScriptedAnthropic
-from tests.ingress.anthropic.conftest import ANTHROPIC_KEY, gateway_config
+from tests.ingress.anthropic.conftest import ANTHROPIC_KEY
 from tests.ingress.anthropic.openai_tools import ToolsUpstream
 from tests.servers import RunningServer
 
@@ -106,15 +106,8 @@ def test_translation_says_what_it_dropped(
 
 
 @pytest.fixture
-def capped_gateway(
-    start_gateway: Callable[[str], RunningServer],
-    openai_tools_server: tuple[ToolsUpstream, RunningServer],
-    anthropic_tools_server: tuple[ScriptedAnthropic, RunningServer],
-    claude: ScriptedAnthropic,
-) -> RunningServer:
-    caps = "caps:\n  models:\n    claude-native: {max_tokens: 50}\n"
-    urls = (openai_tools_server[1].url, anthropic_tools_server[1].url)
-    return start_gateway(gateway_config(*urls, extra=caps))
+def capped_gateway(make_gateway: Callable[[str], RunningServer]) -> RunningServer:
+    return make_gateway("caps:\n  models:\n    claude-native: {max_tokens: 50}\n")
 
 
 def test_pipeline_decisions_apply_to_the_raw_body(
