@@ -56,6 +56,26 @@ def test_examples_are_valid_for_their_schema(schema: dict[str, Any]) -> None:
     jsonschema.validate(example(schema, schema), schema)
 
 
+HOSTILE: list[Any] = [
+    {"type": "array", "minItems": 10**9, "items": {"type": "string", "minLength": 10**9}},
+    {
+        "$defs": {"a": {"type": "array", "minItems": 99, "items": {"$ref": "#/$defs/a"}}},
+        "$ref": "#/$defs/a",
+    },
+    {"type": "integer", "minimum": "5"},
+    {"type": "number", "exclusiveMinimum": [1]},
+    {"type": "string", "maxLength": -3},
+    {"type": "object", "properties": [1, 2]},
+    {"$ref": "http://example.com/schema"},
+    {"anyOf": "nope"},
+]
+
+
+@pytest.mark.parametrize("schema", HOSTILE)
+def test_hostile_schemas_give_small_examples_not_errors(schema: Any) -> None:
+    assert len(orjson.dumps(example(schema, schema))) < 100_000
+
+
 @pytest.fixture
 def quickstart(start_gateway: Callable[[str], RunningServer]) -> Iterator[RunningServer]:
     yield start_gateway(QUICKSTART)

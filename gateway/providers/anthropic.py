@@ -59,7 +59,10 @@ class AnthropicProvider(OpenAIProvider):
         if stream and response.content_type == "text/event-stream":
             return Reply(stream=self._chat_chunks(response))
         message, usage = self._read_json(await self._read(response))
-        chat, _ = chat_body(message)
+        try:
+            chat, _ = chat_body(message)
+        except (AttributeError, TypeError, ValueError):
+            raise UpstreamError("The provider sent a malformed Messages reply.") from None
         return Reply(body=chat, usage=usage)
 
     async def send_native(
@@ -115,7 +118,7 @@ class AnthropicProvider(OpenAIProvider):
         try:
             async for chunk in response.content.iter_any():
                 for payload in decoder.feed(chunk):
-                    for out in writer.feed(_event_data(payload)):
+                    for out in _translated(writer, payload):
                         yield _scrub_bytes(out, self._secrets)
                 if writer.finished:
                     return
@@ -135,7 +138,10 @@ class AnthropicProvider(OpenAIProvider):
                 buffer += chunk
                 while (end := buffer.find(b"\n\n")) >= 0:
                     raw, buffer = buffer[: end + 2], buffer[end + 2 :]
-                    finished = self._inspect(raw, reply) or finished
+                    try:
+                        finished = self._inspect(raw, reply) or finished
+                    except (AttributeError, TypeError, ValueError):
+                        raise UpstreamError("The provider sent a malformed stream event.") from None
                     yield _scrub_bytes(raw, self._secrets)
                 if finished:
                     return
@@ -165,6 +171,13 @@ class AnthropicProvider(OpenAIProvider):
             message = error.get("message") if isinstance(error, dict) else None
             raise UpstreamError(str(message or "The provider's stream failed."))
         return False
+
+
+def _translated(writer: ChunkWriter, payload: bytes) -> list[bytes]:
+    try:
+        return writer.feed(_event_data(payload))
+    except (AttributeError, TypeError, ValueError):
+        raise UpstreamError("The provider sent a malformed stream event.") from None
 
 
 def _data_line(raw: bytes) -> bytes:

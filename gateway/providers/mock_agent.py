@@ -17,6 +17,10 @@ from typing import Any
 import orjson
 
 MAX_DEPTH = 8  # recursive schemas ($ref cycles) end in null past this depth
+# The schema is the client's: sizes it asks for are bounded, so that an example stays small
+# (nested arrays: at most MAX_ITEMS ** MAX_DEPTH items).
+MAX_ITEMS = 3
+MAX_STRING = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +101,20 @@ def example(schema: Any, root: dict[str, Any], *, text: str = "example", depth: 
 
 def _typed(kind: str, schema: dict[str, Any], root: dict[str, Any], text: str, depth: int) -> Any:
     if kind == "object":
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return {}
         return {
             name: example(sub, root, text=text, depth=depth + 1) for name, sub in properties.items()
         }
     if kind == "array":
-        count = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 1
-        return [example(schema.get("items"), root, text=text, depth=depth + 1)] * max(count, 1)
+        count = min(max(_number(schema.get("minItems"), 1), 1), MAX_ITEMS)
+        return [example(schema.get("items"), root, text=text, depth=depth + 1)] * int(count)
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        value = low + 1 if "exclusiveMinimum" in schema else low
+        if "exclusiveMinimum" in schema:
+            value = _number(schema["exclusiveMinimum"], 0) + 1
+        else:
+            value = _number(schema.get("minimum"), 0)
         return int(value) if kind == "integer" else float(value)
     if kind == "boolean":
         return True
@@ -122,13 +130,18 @@ def _string(schema: dict[str, Any], text: str) -> str:
         "uri": "https://example.com",
     }
     value = formats.get(str(schema.get("format")), text)
-    minimum = schema.get("minLength")
-    if isinstance(minimum, int) and len(value) < minimum:
+    minimum = min(int(_number(schema.get("minLength"), 0)), MAX_STRING)
+    if len(value) < minimum:
         value = value.ljust(minimum, "x")
     maximum = schema.get("maxLength")
-    if isinstance(maximum, int):
+    if isinstance(maximum, int) and maximum >= 0:
         value = value[:maximum]
     return value
+
+
+def _number(value: Any, default: float) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e15
+    return value if ok else default
 
 
 def _resolve(ref: str, root: dict[str, Any]) -> Any:

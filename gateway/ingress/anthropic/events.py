@@ -78,12 +78,15 @@ class EventWriter:
         choice = choices[0] if choices and isinstance(choices[0], dict) else None
         if choice is None or choice.get("index", 0) != 0:
             return out  # Messages has one choice; a usage-only chunk ends here
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return out
         text = delta.get("content")
         if isinstance(text, str) and text:
             out.extend(self._text(text))
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict) and isinstance(call.get("function") or {}, dict):
                 out.extend(self._tool(call))
         if choice.get("finish_reason"):
             self.finish = stop_reason(choice, self.stops)
@@ -124,7 +127,8 @@ class EventWriter:
         return out
 
     def _tool(self, call: dict[str, Any]) -> list[bytes]:
-        tool = self.tools.setdefault(int(call.get("index") or 0), _ToolBlock())
+        index = call.get("index")
+        tool = self.tools.setdefault(index if isinstance(index, int) else 0, _ToolBlock())
         function = call.get("function") or {}
         tool.ident = tool.ident or str(call.get("id") or "")
         tool.name += str(function.get("name") or "") if tool.index is None else ""
@@ -171,6 +175,11 @@ async def message_events(reply: Reply, ctx: RequestContext) -> AsyncIterator[byt
                     yield b"".join(events)
         yield b"".join(writer.end())
     except GatewayError as err:
+        yield error_event(err)
+    except Exception:  # a malformed chunk must still end the stream the documented way
+        log.exception("rendering Messages events failed", extra={"request_id": ctx.request_id})
+        err = GatewayError("The gateway failed while relaying the stream.")
+        reply.error = reply.error or err
         yield error_event(err)
 
 

@@ -60,7 +60,8 @@ def chat_body(message: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
     if calls:
         reply["tool_calls"] = calls
     usage = usage_of(message.get("usage"))
-    raw_usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    raw_usage = message.get("usage")
+    raw_usage = raw_usage if isinstance(raw_usage, dict) else {}
     body = {
         "id": f"chatcmpl-{message.get('id', '')}",
         "object": "chat.completion",

@@ -172,7 +172,9 @@ def _block_type(block: Any, where: str) -> str:
 
 def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
+    if not isinstance(source, dict):
+        source = {}
+    kind = source.get("type")
     if kind == "base64":
         media, data = source.get("media_type"), source.get("data")
         if isinstance(media, str) and isinstance(data, str) and "," not in media:
@@ -255,6 +257,7 @@ def _tools(raw: dict[str, Any], parsed: Parsed) -> None:
     if choice is None:
         return
     kind = choice.get("type") if isinstance(choice, dict) else None
+    kind = kind if isinstance(kind, str) else None
     if kind in TOOL_CHOICES:
         parsed.body["tool_choice"] = TOOL_CHOICES[kind]
     elif kind == "tool" and isinstance(choice.get("name"), str):

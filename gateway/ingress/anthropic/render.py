@@ -91,15 +91,20 @@ def _int(value: Any) -> int:
 
 def message_body(body: dict[str, Any], request_id: str, stops: Any) -> dict[str, Any]:
     """The Messages reply for a canonical chat completion (its first choice)."""
-    choices = body.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    choice = choice if isinstance(choice, dict) else {}
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
     content: list[dict[str, Any]] = []
     for text in (message.get("content"), message.get("refusal")):
         if isinstance(text, str) and text:
             content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
         content.append(
             {
                 "type": "tool_use",

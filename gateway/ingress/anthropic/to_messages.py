@@ -62,7 +62,7 @@ def _plain_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
 
 
@@ -99,8 +99,13 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
     text = _plain_text(message.get("content"))
     if text:
         blocks.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {} if isinstance(call, dict) else {}
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"'{where}.tool_calls' must be an array.", param=where)
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise InvalidRequest(f"'{where}.tool_calls': each needs a function.", param=where)
         arguments = function.get("arguments") or "{}"
         try:
             parsed = orjson.loads(arguments)
@@ -131,13 +136,15 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
 
 def _sampling(body: dict[str, Any], out: dict[str, Any]) -> None:
     temperature = body.get("temperature")
-    if isinstance(temperature, int | float):
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
         out["temperature"] = min(temperature, 1.0)  # Anthropic's range is 0..1, OpenAI's 0..2
     if body.get("top_p") is not None:
         out["top_p"] = body["top_p"]
     stop = body.get("stop")
-    if stop:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if isinstance(stop, str) and stop:
+        out["stop_sequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        out["stop_sequences"] = [str(s) for s in stop]
     if isinstance(body.get("user"), str):
         out["metadata"] = {"user_id": body["user"]}
     for name in PASSTHROUGH:

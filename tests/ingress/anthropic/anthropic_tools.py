@@ -53,6 +53,12 @@ class ScriptedAnthropic:
         if self.script.status != 200:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
             return JSONResponse(error, status_code=self.script.status)
+        raw_reply = self.script.raw_reply
+        if raw_reply is not None and body.get("stream"):
+            raw = b"event: message_start\ndata: " + raw_reply + b"\n\n"
+            return Response(raw, media_type="text/event-stream")
+        if raw_reply is not None:
+            return Response(raw_reply, media_type="application/json")
         if body.get("stream"):
             return StreamingResponse(self._stream(body), media_type="text/event-stream")
         return JSONResponse(self._message(body, self._blocks(), final=True))

@@ -30,6 +30,7 @@ class Script:
     cut_after: int | None = None  # end the stream after k chunks, without [DONE]
     status: int = 200
     chunk_delay: float = 0.0  # seconds between stream chunks
+    raw_reply: bytes | None = None  # sent as the reply (or as a stream's one event) instead
 
 
 @dataclass
@@ -53,6 +54,11 @@ class ToolsUpstream:
         if s.status != 200:
             error = {"error": {"message": "scripted failure", "type": "server_error"}}
             return JSONResponse(error, status_code=s.status)
+        if s.raw_reply is not None and body.get("stream"):
+            raw = b"data: " + s.raw_reply + b"\n\ndata: [DONE]\n\n"
+            return Response(raw, media_type="text/event-stream")
+        if s.raw_reply is not None:
+            return Response(s.raw_reply, media_type="application/json")
         if body.get("stream"):
             return StreamingResponse(self._stream(body), media_type="text/event-stream")
         message: dict[str, Any] = {"role": "assistant", "content": s.text or None}

@@ -148,6 +148,7 @@ BAD_BODIES: list[tuple[str, bytes]] = [
     ("tools not list", orjson.dumps({**GOOD, "tools": {}})),
     ("tool no schema", orjson.dumps({**GOOD, "tools": [{"name": "f"}]})),
     ("tool_choice odd", orjson.dumps({**GOOD, "tool_choice": {"type": "maybe"}})),
+    ("tool_choice type list", orjson.dumps({**GOOD, "tool_choice": {"type": []}})),
     ("tool_choice str", orjson.dumps({**GOOD, "tool_choice": "auto"})),
     ("stop_sequences str", orjson.dumps({**GOOD, "stop_sequences": "END"})),
     ("temperature str", orjson.dumps({**GOOD, "temperature": "hot"})),
@@ -283,3 +284,39 @@ def test_client_leaving_mid_stream_closes_the_upstream(
         time.sleep(0.01)
     assert upstream.stream_closed_at, "the upstream stream was never closed"
     assert upstream.stream_closed_at[0] - left_at < 1.0  # not run to its end (10 s)
+
+
+MALFORMED = [
+    b"not json",
+    b"[1, 2]",
+    b'{"choices": "x", "content": 5}',
+    b'{"choices": [{"message": "text", "delta": 3}], "content": [{"type": "tool_use"}]}',
+    b'{"choices": [{"index": 0, "delta": {"tool_calls": 7}}], "message": [], "usage": []}',
+    b'{"type": "message_start", "message": {"usage": {"input_tokens": "x"}}, "index": "a"}',
+]
+ROUTES = [  # (client format, model) for each way a reply is translated or relayed
+    ("anthropic", "gpt-tools"),
+    ("anthropic", "claude-native"),
+    ("openai", "claude-native"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize(("client_format", "model"), ROUTES)
+@pytest.mark.parametrize("raw", MALFORMED)
+def test_malformed_upstream_replies_never_crash_the_gateway(
+    both_gateway: RunningServer,
+    openai_tools: ToolsUpstream,
+    claude: ScriptedAnthropic,
+    client_format: str,
+    model: str,
+    stream: bool,
+    raw: bytes,
+) -> None:
+    (claude if model == "claude-native" else openai_tools).reset(raw_reply=raw)
+    path = "/v1/messages" if client_format == "anthropic" else "/v1/chat/completions"
+    response = httpx.post(
+        f"{both_gateway.url}{path}", json={**GOOD, "model": model, "stream": stream}
+    )
+    assert response.status_code < 500 or response.status_code == 502, response.text
+    assert response.text  # an answer or an error in the client's shape, never a dropped socket
