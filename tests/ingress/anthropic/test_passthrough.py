@@ -122,3 +122,29 @@ def test_pipeline_decisions_apply_to_the_raw_body(
     # usage read from message_start / message_delta: 10 input + 30 cache reads, 7 output
     assert 'gateway_tokens_total{direction="input",model="claude-native"} 40.0' in metrics
     assert 'gateway_tokens_total{direction="output",model="claude-native"} 7.0' in metrics
+
+
+def test_cache_hits_render_as_messages_and_native_replies_are_never_stored(
+    make_gateway: Callable[[str], RunningServer],
+    openai_tools: ToolsUpstream,
+    claude: ScriptedAnthropic,
+) -> None:
+    gateway = make_gateway("cache: {enabled: true}\n")
+    openai_tools.reset(text="cached answer")
+    body = {"model": "gpt-tools", "max_tokens": 20, "messages": BODY["messages"]}
+    first = post(gateway, body)
+    assert first.headers["x-gateway-cache"] == "miss"
+    for stream in (False, True):  # a stored canonical reply, replayed in Messages format
+        again = post(gateway, {**body, "stream": stream})
+        assert again.headers["x-gateway-cache"] == "hit"
+        if stream:
+            assert '"text":"cached answer"' in again.text
+            assert again.text.rstrip().endswith('{"type":"message_stop"}')
+        else:
+            assert again.json()["content"][0]["text"] == "cached answer"
+    assert len(openai_tools.requests) == 1
+    claude.reset(text="native")
+    native = {**body, "model": "claude-native"}
+    for _ in range(2):
+        assert post(gateway, native).json()["content"][0]["text"] == "native"
+    assert len(claude.raw) == 2  # an Anthropic-format reply is not a canonical cache entry
