@@ -9,6 +9,7 @@ Every malformed field is an InvalidRequest naming it (a 400 in Anthropic's shape
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,14 @@ import orjson
 from gateway.errors import InvalidRequest
 
 ROLES = frozenset({"user", "assistant"})
+# Fields the translation reads; any other top-level field is named as dropped (when its
+# name is a plain identifier: the client's text never goes into a header otherwise).
+READ = frozenset(
+    {"model", "max_tokens", "messages", "system", "stream", "temperature", "top_p", "top_k"}
+    | {"stop_sequences", "metadata", "tools", "tool_choice", "thinking"}
+)
+PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_NAMED = 8
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -51,6 +60,9 @@ def parse_messages(raw: dict[str, Any], *, count_only: bool = False) -> Parsed:
             body["stream_options"] = {"include_usage": True}
     _sampling(raw, parsed)
     _tools(raw, parsed)
+    if len(raw) > 3 and not READ.issuperset(raw):
+        unread = [name for name in raw if name not in READ and PLAIN_NAME.fullmatch(name)]
+        parsed.dropped.extend(unread[:MAX_NAMED])
     return parsed
 
 

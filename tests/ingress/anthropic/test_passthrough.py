@@ -99,7 +99,7 @@ def test_translation_says_what_it_dropped(
     response = post(both_gateway, {**BODY, "model": "gpt-tools"})
     assert response.status_code == 200, response.text
     dropped = response.headers["x-gateway-dropped-params"]
-    assert set(dropped.split(", ")) == {"top_k", "thinking", "server tools"}
+    assert set(dropped.split(", ")) == {"top_k", "thinking", "server tools", "context_management"}
     sent = openai_tools.requests[-1]
     assert [t["function"]["name"] for t in sent["tools"]] == ["read_file"]
     assert "top_k" not in sent and "thinking" not in sent and "cache_control" not in repr(sent)

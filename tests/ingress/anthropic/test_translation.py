@@ -166,6 +166,12 @@ PARSE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
         [],
     ),
     (
+        "unread fields are named, odd names never",
+        {"messages": [USER], "output_format": {}, "Weird\r\nName": 1, "x" * 60: 2},
+        {"messages": [USER]},
+        ["output_format"],
+    ),
+    (
         "stream asks for usage",
         {"messages": [USER], "stream": True},
         {"messages": [USER], "stream": True, "stream_options": {"include_usage": True}},
