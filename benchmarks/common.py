@@ -375,11 +375,14 @@ def run_stream_client(
     cpu: int | None = CPU_LOAD,
     *,
     responses: bool = False,
+    path: str = CHAT_PATH,
+    model: str = "bench",
 ) -> dict[str, Any]:
     """Run stream_client.py pinned to ``cpu``; return its JSON report. ``responses``: stream
     POST /v1/responses instead of chat completions."""
     argv = [PYTHON, str(BENCH_DIR / "stream_client.py"), "--port", str(port)]
     argv += ["--concurrency", str(concurrency), "--rounds", str(rounds), "--ramp-ms", str(ramp_ms)]
+    argv += ["--path", path, "--model", model]
     if responses:
         argv.append("--responses")
     proc = subprocess.run(pinned(argv, cpu), capture_output=True, text=True, check=False)

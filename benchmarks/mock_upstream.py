@@ -8,6 +8,8 @@ Endpoints:
   POST /v1/chat/completions  non-stream JSON, or SSE when the body has "stream": true
                              (``--chunks`` chunks ``--chunk-delay-ms`` apart, the first at
                              once; a usage chunk when stream_options.include_usage; [DONE])
+  POST /v1/messages          the same in Anthropic's Messages format (JSON, or SSE events
+                             message_start ... message_stop with one text delta per chunk)
   POST /v1/embeddings        one fixed vector per input
   GET  /v1/models            the one model
   GET  /health               {"status": "ok"}
@@ -47,6 +49,10 @@ def _http_chunk(payload: bytes) -> bytes:
 
 def _sse(obj: object) -> bytes:
     return _http_chunk(b"data: " + orjson.dumps(obj) + b"\n\n")
+
+
+def _event(name: str, obj: dict[str, object]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **obj}) + b"\n\n"
 
 
 def _response(status: bytes, body: bytes, content_type: bytes = b"application/json") -> bytes:
@@ -90,6 +96,7 @@ class Payloads:
             {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
         )
         self.done = _http_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+        self.messages_payloads(s)
 
         vector = [round(0.1 * (i + 1), 3) for i in range(EMBEDDING_DIM)]
         self.embedding = orjson.dumps({"object": "embedding", "embedding": vector, "index": 0})
@@ -99,6 +106,46 @@ class Payloads:
         self.not_found = _error(b"404 Not Found", "no such endpoint")
         self.bad_json = _error(b"400 Bad Request", "request body is not valid JSON")
         self.bad_request = _error(b"400 Bad Request", "malformed HTTP request")
+
+    def messages_payloads(self, s: Settings) -> None:
+        """Anthropic Messages: the reply, and a stream's first, per-token and last bytes."""
+        usage = {"input_tokens": PROMPT_TOKENS, "output_tokens": s.chunks}
+        message = {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": s.model,
+            "content": [{"type": "text", "text": "Hello from the mock upstream."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        self.message = _response(b"200 OK", orjson.dumps(message))
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        block = {"index": 0, "content_block": {"type": "text", "text": ""}}
+        self.msg_first = _http_chunk(
+            _event("message_start", {"message": start})
+            + _event("content_block_start", block)
+            + _event(
+                "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "tok"}}
+            )
+        )
+        delta = {"index": 0, "delta": {"type": "text_delta", "text": " tok"}}
+        self.msg_token = _http_chunk(_event("content_block_delta", delta))
+        end = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage}
+        self.msg_tail = (
+            _http_chunk(
+                _event("content_block_stop", {"index": 0})
+                + _event("message_delta", end)
+                + _event("message_stop", {})
+            )
+            + b"0\r\n\r\n"
+        )
 
     def embeddings(self, count: int, model: str) -> bytes:
         items = [self.embedding.replace(b'"index":0', b'"index":%d' % i) for i in range(count)]
@@ -186,6 +233,8 @@ class MockProtocol(asyncio.Protocol):
         path = req.path.split(b"?", 1)[0].removeprefix(b"/v1")
         if req.method == b"POST" and path == b"/chat/completions":
             self._chat(req)
+        elif req.method == b"POST" and path == b"/messages":
+            self._messages(req)
         elif req.method == b"POST" and path == b"/embeddings":
             self._embeddings(req)
         elif path == b"/models":
@@ -203,6 +252,14 @@ class MockProtocol(asyncio.Protocol):
             return
         model = data.get("model", self.s.model) if isinstance(data, dict) else self.s.model
         self.send(self.p.embeddings(_embedding_count(data), str(model)), req.keep_alive)
+
+    def _messages(self, req: Request) -> None:
+        if b'"stream":true' not in req.body.replace(b" ", b""):
+            self.send(self.p.message, req.keep_alive)
+            return
+        p = self.p
+        self.stream = Stream(self, False, req.keep_alive, (p.msg_first, p.msg_token, p.msg_tail))
+        self.stream.start()
 
     def _chat(self, req: Request) -> None:
         if b'"stream"' not in req.body:  # fast path: skip the JSON parse
@@ -251,8 +308,15 @@ class Ticker:
 class Stream:
     """Writes one SSE response on a schedule: chunk i at start + i * delay."""
 
-    def __init__(self, proto: MockProtocol, usage: bool, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        proto: MockProtocol,
+        usage: bool,
+        keep_alive: bool,
+        frames: tuple[bytes, bytes, bytes] | None = None,  # first, token, tail (Messages)
+    ) -> None:
         self.proto = proto
+        self.frames = frames
         self.usage = usage
         self.keep_alive = keep_alive
         self.delay = proto.s.chunk_delay_ms / 1000
@@ -265,7 +329,8 @@ class Stream:
             self.proto.send(p.stream_head, keep_alive=True)
             self._finish()
             return
-        self.proto.send(p.stream_head + p.first, keep_alive=True)
+        first = self.frames[0] if self.frames else p.first
+        self.proto.send(p.stream_head + first, keep_alive=True)
         self.sent = 1
         self._schedule()
 
@@ -278,13 +343,15 @@ class Stream:
     def tick(self) -> None:
         if self.proto.transport is None:  # the client went away: stop here
             return
-        self.proto.send(self.proto.p.token, keep_alive=True)
+        self.proto.send(self.frames[1] if self.frames else self.proto.p.token, keep_alive=True)
         self.sent += 1
         self._schedule()
 
     def _finish(self) -> None:
         p = self.proto.p
         tail = p.finish + (p.usage if self.usage else b"") + p.done
+        if self.frames:
+            tail = self.frames[2]
         self.proto.stream = None
         self.proto.send(tail, self.keep_alive)
         self.proto.drain()

@@ -7,10 +7,12 @@ Starts the mock upstream on CPU 1 and the gateway on CPU 0, then measures
   stream     100 and 500 concurrent SSE streams (chat, and responses through the gateway):
              TTFB and total p50/p99, completed
   startup    spawn -> first chat completion, idle RSS (and RSS after the load)
+  messages   Anthropic POST /v1/messages (translated, and native passthrough) next to chat
+             through the same gateway: RPS, latency, gateway CPU per request and stream
 and prints tables with the gateway's figures next to the direct ones of the same run.
 Timings are reported, never asserted.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only nonstream|stream|startup]
+    .venv/bin/python benchmarks/run.py [--quick] [--only nonstream|stream|startup|messages]
                                        [--gateway real|mock|none] [--json out.json]
 """
 
@@ -27,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_messages import bench_messages, bench_messages_stream, native_overrides
 from common import (
     CHAT_BODY,
     CHAT_PATH,
@@ -55,7 +58,7 @@ from common import (
     write_wrk_script,
 )
 
-SECTIONS = ("nonstream", "stream", "startup")
+SECTIONS = ("nonstream", "stream", "startup", "messages")
 MIB = 1024 * 1024
 
 
@@ -249,7 +252,8 @@ def start_gateway(procs: Processes, kind: str, upstream: int, plan: Plan, tmp: P
     if kind == "mock":  # stands in for the gateway while it is being written
         argv = mock_argv(port, plan.chunks, plan.chunk_delay_ms)
     else:
-        config = write_config(gateway_config(upstream, port), tmp / "gateway.yaml")
+        config = gateway_config(upstream, port, **native_overrides(upstream))
+        config = write_config(config, tmp / "gateway.yaml")
         argv = gateway_argv(config, port)
     return procs.start("gateway", argv, port, CPU_GATEWAY)
 
@@ -283,6 +287,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid)
         if "stream" in sections:
             results["stream"] = bench_stream(plan, targets)
+        if "messages" in sections and gw is not None and args.gateway == "real":
+            results["messages"] = bench_messages(
+                gw, plan.connections, plan.wrk_s, plan.warmup_s, tmp
+            )
+            results["messages_stream"] = bench_messages_stream(
+                gw, plan.streams[:1], plan.stream_rounds, plan.stream_ms
+            )
         if gw is None and "startup" in sections:
             print("\n== Gateway start-up and memory: skipped (--gateway none)")
         elif gw is not None and "startup" in sections:

@@ -7,8 +7,9 @@ connection runs ``--rounds`` streams one after another (reconnecting if the serv
 it). The connections start together, or evenly spread over ``--ramp-ms``. Per stream it records:
   ttfb   seconds from writing the request to the first body byte (the first SSE event)
   total  seconds from writing the request to the end of the response
-A stream is complete when it answered 200 and its body ended with ``data: [DONE]``
-(``--responses``: POST /v1/responses, complete when its last event is response.completed).
+A stream is complete when it answered 200 and its last event is the format's final one:
+``data: [DONE]`` (chat), ``response.completed`` (``--responses``: POST /v1/responses) or
+``message_stop`` (``--path /v1/messages``).
 Prints one JSON object on stdout.
 
     python benchmarks/stream_client.py --port 8080 --concurrency 100 --rounds 2
@@ -35,6 +36,13 @@ BODY = {
 RESPONSES_BODY = {"model": "bench", "input": "hi", "stream": True}
 CHAT_END = b"data: [DONE]"
 RESPONSES_END = b"event: response.completed"
+MESSAGES_END = b"event: message_stop"
+MESSAGES_BODY = {
+    "model": "bench",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
+}
 
 
 @dataclass
@@ -165,6 +173,9 @@ async def run(args: argparse.Namespace) -> Report:
     body = {**(RESPONSES_BODY if args.responses else BODY), "model": args.model}
     path = "/v1/responses" if args.responses else args.path
     Connection.end = RESPONSES_END if args.responses else CHAT_END
+    if path.endswith("/messages"):  # Anthropic Messages: max_tokens, no stream_options
+        body = {**MESSAGES_BODY, "model": args.model}
+        Connection.end = MESSAGES_END
     request = build_request(args.host, args.port, path, args.api_key, body)
     outcomes: list[Outcome] = []
     conns = await asyncio.gather(

@@ -17,6 +17,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
 from gateway.http.hot_paths import HotPaths
+from gateway.http.messages import messages_endpoints
 from gateway.http.models import models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
@@ -54,6 +55,7 @@ def create_app(
         "/v1/completions": CompletionEndpoint(runtime, "completions"),
         "/v1/embeddings": CompletionEndpoint(runtime, "embeddings"),
         "/v1/responses": responses,
+        **messages_endpoints(runtime),  # Anthropic Messages: /v1/messages, count_tokens
     }
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),

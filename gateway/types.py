@@ -65,6 +65,9 @@ class Reply:
     error: GatewayError | None = None
     collect_chunks: bool = False  # keep parsed stream chunks in `chunks` (cache assembly)
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    # The wire format of `body` / `stream`: canonical ("openai") unless a deployment answered
+    # natively in the client's own format, which is then relayed without re-rendering.
+    format: Ingress = "openai"
     _callbacks: list[CompletionCallback] = field(default_factory=list)
     _closed: bool = False
 
@@ -107,6 +110,18 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class NativeProvider(Provider, Protocol):
+    """A provider that also speaks a client format natively: requests in that format are
+    sent with `send_native` (the client's raw body, only the pipeline's decisions applied)
+    and answered in it (`Reply.format`)."""
+
+    ingress: Ingress
+
+    async def send_native(
+        self, ctx: RequestContext, body: dict[str, Any], *, stream: bool
+    ) -> Reply: ...
 
 
 Next = Callable[["RequestContext"], Awaitable[Reply]]

@@ -92,8 +92,10 @@ class TimeoutConfig(Section):
 class MockConfig(Section):
     """The built-in deterministic provider."""
 
-    mode: Literal["echo", "fixed"] = Field(
-        "echo", description="Echo the last user turn or fixed text."
+    mode: Literal["echo", "fixed", "tools", "json"] = Field(
+        "echo",
+        description="Echo the last user turn, fixed text, call the first tool (then quote "
+        "its result), or answer JSON valid for response_format.",
     )
     text: str = "Hello from the gateway's mock provider."
     latency_ms: float = Field(0.0, ge=0, description="Delay before the first byte.")
@@ -108,8 +110,10 @@ class MockConfig(Section):
 
 
 class ProviderConfig(Section):
-    kind: Literal["openai", "litellm", "mock"]
-    base_url: str | None = Field(None, description="API base, e.g. https://api.openai.com/v1.")
+    kind: Literal["openai", "litellm", "mock", "anthropic"]
+    base_url: str | None = Field(
+        None, description="API base, e.g. https://api.openai.com/v1 (anthropic: its /v1 default)."
+    )
     api_key: SecretStr | None = Field(None, description="Provider key; only as ${ENV_VAR}.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers.")
     timeout: TimeoutConfig = TimeoutConfig()

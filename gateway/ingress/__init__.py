@@ -1,0 +1,1 @@
+"""Ingress adapters: each client format parsed to the canonical request and rendered back."""

@@ -28,7 +28,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.observability.metrics import Metrics
-from gateway.types import Next, Provider, Reply
+from gateway.types import NativeProvider, Next, Provider, Reply
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -160,7 +160,12 @@ class Dispatch:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(max(timeout, 0.001)):
-                reply = await provider.send(ctx.endpoint, body, stream=ctx.stream)
+                if ctx.raw_body is not None and getattr(provider, "ingress", None) == ctx.ingress:
+                    # The deployment speaks the client's format: its raw body goes through.
+                    native: NativeProvider = provider  # type: ignore[assignment]
+                    reply = await native.send_native(ctx, body, stream=ctx.stream)
+                else:
+                    reply = await provider.send(ctx.endpoint, body, stream=ctx.stream)
                 if reply.stream is not None:
                     await prime(reply)
         except (GatewayError, TimeoutError) as exc:

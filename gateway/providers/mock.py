@@ -2,7 +2,8 @@
 
 It echoes the newest user turn (or answers a fixed text), splits it into `chunks`
 stream events `chunk_delay_ms` apart, reports usage (configured, or counted in words),
-and can be told to fail with a status or to break a stream after k chunks.
+and can be told to fail with a status or to break a stream after k chunks. The `tools`
+and `json` modes (mock_agent.py) drive agent loops and structured output offline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import orjson
 from gateway.config.schema import MockConfig, ProviderConfig
 from gateway.errors import InvalidRequest, UpstreamUnavailable
 from gateway.providers.errors import upstream_status_error
+from gateway.providers.mock_agent import ToolCall, json_answer, tool_call_for, tool_result_text
 from gateway.types import Endpoint, Reply, Usage
 
 
@@ -42,18 +44,29 @@ class MockProvider:
             return self._embeddings(body)
         if endpoint == "completions" and not isinstance(body.get("prompt"), str | list):
             raise InvalidRequest("'prompt' must be a string or an array.", param="prompt")
-        text = self._answer(endpoint, body)
+        call = tool_call_for(body) if endpoint == "chat" and opts.mode == "tools" else None
+        text = call.arguments if call else self._answer(endpoint, body)
         usage = self._usage(endpoint, body, text)
         model = str(body.get("model", ""))
+        if call is not None:
+            if stream:
+                return Reply(stream=self._tool_stream(model, call, usage, body))
+            return Reply(body=_tool_body(model, call, usage), usage=usage)
         if stream:
             return Reply(stream=self._stream(endpoint, model, text, usage, body))
         return Reply(body=_complete_body(endpoint, model, text, usage), usage=usage)
 
     def _answer(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
-        if self.options.mode == "fixed":
+        mode = self.options.mode
+        if mode == "fixed":
             return self.options.text
         prompt = _prompt_text(endpoint, body, newest_only=True)
-        return prompt or self.options.text
+        agent = None
+        if endpoint == "chat" and mode == "tools":
+            agent = tool_result_text(body)
+        elif endpoint == "chat" and mode == "json":
+            agent = json_answer(body, prompt)
+        return agent or prompt or self.options.text
 
     def _usage(self, endpoint: Endpoint, body: dict[str, Any], text: str) -> Usage:
         prompt = self.options.prompt_tokens
@@ -90,6 +103,31 @@ class MockProvider:
                     "usage": _usage_body(usage),
                 }
             )
+
+    async def _tool_stream(
+        self, model: str, call: ToolCall, usage: Usage, body: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        """The call as OpenAI streams one: id and name first, then the arguments in pieces."""
+        ident, created = _ident("chat"), int(time.time())
+        head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+        opening = {"index": 0, "id": call.ident, "type": "function"}
+        opening["function"] = {"name": call.name, "arguments": ""}
+        deltas: list[dict[str, Any]] = [
+            {"role": "assistant", "content": None, "tool_calls": [opening]}
+        ]
+        for piece in _split(call.arguments, self.options.chunks):
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        for i, delta in enumerate(deltas):
+            if i and self.options.chunk_delay_ms:
+                await asyncio.sleep(self.options.chunk_delay_ms / 1000)
+            yield orjson.dumps(
+                {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            )
+        end = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+        yield orjson.dumps({**head, "choices": [end]})
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            yield orjson.dumps({**head, "choices": [], "usage": _usage_body(usage)})
 
     def _embeddings(self, body: dict[str, Any]) -> Reply:
         inputs = body.get("input")
@@ -198,6 +236,23 @@ def _complete_body(endpoint: Endpoint, model: str, text: str, usage: Usage) -> d
         "created": int(time.time()),
         "model": model,
         "choices": [choice],
+        "usage": _usage_body(usage),
+    }
+
+
+def _tool_body(model: str, call: ToolCall, usage: Usage) -> dict[str, Any]:
+    function = {"name": call.name, "arguments": call.arguments}
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call.ident, "type": "function", "function": function}],
+    }
+    return {
+        "id": _ident("chat"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
         "usage": _usage_body(usage),
     }
 

@@ -19,6 +19,10 @@ def build_provider(name: str, config: ProviderConfig) -> Provider:
         from gateway.providers.mock import MockProvider
 
         return MockProvider(name, config)
+    if config.kind == "anthropic":
+        from gateway.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(name, config)
     if config.kind == "litellm":
         from gateway.providers.litellm import LiteLLMProvider
 
