@@ -44,9 +44,23 @@ from gateway.cache.features import (
     poles,
     tokenize,
 )
-from gateway.cache.lexicon import DIRECTION_MARKERS, NEGATIONS, STOPWORDS, SYNONYMS, UNITS
+from gateway.cache.lexicon import (
+    AMBIGUOUS_UNITS,
+    DIRECTION_MARKERS,
+    HOW_TYPES,
+    NEGATIONS,
+    STOPWORDS,
+    SYNONYMS,
+    UNITS,
+)
 from gateway.cache.numbers import is_numeric, numbers
-from gateway.cache.polarity import affix_negations, degrees, degrees_agree, negates
+from gateway.cache.polarity import (
+    STANDALONE_NEGATORS,
+    affix_negations,
+    degrees,
+    degrees_agree,
+    negates,
+)
 
 __all__ = ["GUARDS", "Features", "features", "guard_failures", "tokenize"]
 
@@ -56,11 +70,15 @@ MAX_ORDER_WORDS = 40  # words compared by the direction guard (bounds its cost o
 
 def _content_words(tokens: tuple[str, ...]) -> list[str]:
     """Words that carry the topic: not stopwords, not negations (the negation guard's job),
-    not numbers or their scale words (the number guard's)."""
+    not numbers or their scale words (the number guard's), not units."""
     return [
         t
         for t in tokens
-        if t not in STOPWORDS and not set(bases(t)) & NEGATIONS and not is_numeric(t)
+        if t not in STOPWORDS
+        and t not in STANDALONE_NEGATORS
+        and not set(bases(t)) & NEGATIONS
+        and not is_numeric(t)
+        and (t in AMBIGUOUS_UNITS or lookup(t, UNITS) is None)  # units: the unit guard's
     ]
 
 
@@ -192,7 +210,7 @@ def agree_question(a: Features, b: Features) -> bool:
 def agree_slots(a: Features, b: Features) -> bool:
     """slot: in an otherwise identical sentence, no content word is replaced by another,
     and no modifier is slipped in before a shared word ("senior software engineer")."""
-    tokens_a, tokens_b = tuple(join_phrasal(a.tokens)), tuple(join_phrasal(b.tokens))
+    tokens_a, tokens_b = _slot_tokens(a.tokens), _slot_tokens(b.tokens)
     matcher = SequenceMatcher(a=tokens_a, b=tokens_b, autojunk=False)
     shared = sum(block.size for block in matcher.get_matching_blocks())
     if shared <= TEMPLATE_SHARE * max(len(tokens_a), len(tokens_b)):
@@ -207,6 +225,15 @@ def agree_slots(a: Features, b: Features) -> bool:
         elif op in ("insert", "delete") and _slipped_in(tokens_a, tokens_b, (i1, i2, j1, j2)):
             return False
     return True
+
+
+def _slot_tokens(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Phrasal verbs joined; "how long", "how many" leave their second word to the question
+    guard."""
+    joined = join_phrasal(tokens)
+    return tuple(
+        t for i, t in enumerate(joined) if not (i and joined[i - 1] == "how" and t in HOW_TYPES)
+    )
 
 
 def _slipped_in(

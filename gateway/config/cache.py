@@ -73,6 +73,11 @@ class CacheConfig(Section):
     hits_count_tokens: bool = Field(
         False, description="Record a hit's cached usage as tokens (default: zero upstream tokens)."
     )
+    hits_count_requests: bool = Field(
+        True,
+        description="false: a hit gives back its request-limit charge (key, user, model, "
+        "global; the per-IP limit still counts it).",
+    )
     ttl_header: str = Field(
         "x-gateway-cache-ttl", description="Request header that sets the TTL in seconds."
     )
