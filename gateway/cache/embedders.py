@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 Backend = Literal["auto", "onnx", "numpy"]
 Forward = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]  # (ids, mask) -> unit rows
-RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each)
+RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each, keyed by a 16-byte digest)
 GATHER_S = 0.0  # see benchmarks/bench_cache.py --only embed: 0 beat 1-2 ms at every load
 _SPACES = re.compile(r"[ \t\r\n]+")
 # BLAS threads per forward pass. Concurrent embeds (one per request, in worker threads)
@@ -184,8 +185,10 @@ class LocalMiniLMEmbedder:
 def recent_key(text: str) -> str:
     """Texts with equal keys have equal MiniLM vectors: its tokenizer lower-cases, and
     splits on (and drops) spaces, tabs and line breaks. Other whitespace is kept, as the
-    tokenizer deletes some control characters rather than splitting on them."""
-    return _SPACES.sub(" ", text).strip(" \t\r\n").lower()
+    tokenizer deletes some control characters rather than splitting on them. A digest, so
+    that the LRU's memory does not grow with the prompts' length."""
+    normalised = _SPACES.sub(" ", text).strip(" \t\r\n").lower()
+    return hashlib.blake2b(normalised.encode(), digest_size=16).hexdigest()
 
 
 def onnx_available() -> bool:

@@ -1,7 +1,7 @@
 """The answer-changing features of one prompt, read once and compared by the guards.
 
-`features(text)` is cached by text: the cached side of a comparison is read once for
-every lookup that meets it.
+`features(text)` is kept for short texts: the cached side of a comparison is read once,
+not once per lookup that meets it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ _WORDS_CASED = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]|[A-Za-z]")
 # code identifiers: dotted or :: paths, snake_case, camelCase ("os.path.join", "read_csv")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)+|\b\w*_\w+|\b[a-z]{2,}[A-Z]\w*")
 _ALIASES = tuple((name, re.compile(pattern)) for name, pattern in NAME_ALIASES)
-MAX_FEATURE_TEXTS = 4096  # texts whose features are kept (the cached side repeats)
+MAX_FEATURE_TEXTS = 4096  # texts whose features are kept (the cached side repeats) ...
+MAX_REMEMBERED_CHARS = 1024  # ... when short: 4096 of them hold a few MiB at most
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,18 @@ def canonical_names(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=MAX_FEATURE_TEXTS)
 def features(text: str) -> Features:
-    """Extract every feature the guards compare."""
+    """Extract every feature the guards compare (kept for short texts: the cached side of
+    a comparison is read again by every lookup that meets it)."""
+    return _remembered(text) if len(text) <= MAX_REMEMBERED_CHARS else _extract(text)
+
+
+@lru_cache(maxsize=MAX_FEATURE_TEXTS)
+def _remembered(text: str) -> Features:
+    return _extract(text)
+
+
+def _extract(text: str) -> Features:
     text = canonical_names(text)
     tokens = tokenize(text)
     negations = sum(any(f in NEGATIONS for f in bases(t)) for t in tokens)
