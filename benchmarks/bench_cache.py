@@ -311,7 +311,8 @@ async def main() -> None:
         print(format_table(["what", "p50 ms", "per text ms"], forward_rows(args.runs // 10)))
     if args.only in (None, "lookup"):
         rows = await bench_lookup(args.variants.split(","), [1, 16, 32], args.lookups)
-        head = ["variant", "in flight", "p50 ms", "p99 ms", "lookups/s", "per CPU-s", "loop lag ms"]
+        head = ["variant", "in flight", "p50 ms", "p99 ms", "lookups/s", "per CPU-s"]
+        head += ["loop lag ms", "step CPU ms"]
         print(format_table(head, rows))
 
 
