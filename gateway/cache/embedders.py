@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 Backend = Literal["auto", "onnx", "numpy"]
 Forward = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]  # (ids, mask) -> unit rows
 RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each, keyed by a 16-byte digest)
-GATHER_S = 0.0  # see benchmarks/bench_cache.py --only embed: 0 beat 1-2 ms at every load
+# No gather window by default: requests that arrive while a batch computes join the next
+# one anyway, and at 1 in flight a window is pure delay (p50 5.2 -> 7.7 ms). A 2 ms window
+# lowered p99 at 32 in flight in one run on the shared VM and raised it in another
+# (benchmarks/bench_cache.py --only lookup, variants onnx+batch / onnx+batch2).
+GATHER_S = 0.0
 _SPACES = re.compile(r"[ \t\r\n]+")
 # BLAS threads per forward pass. Concurrent embeds (one per request, in worker threads)
 # each asking OpenBLAS for every core oversubscribe the CPU: 16 concurrent short sentences
