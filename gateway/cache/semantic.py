@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.cache")
 CANDIDATES = 4  # nearest entries handed to the matcher; guards may refuse the first
-# Texts (new + candidates) longer than this are judged in a worker thread: the guards cost
-# about 0.5 ms per KiB, and the event loop must not block for more than ~2 ms.
+# Texts (new + candidates) longer than this are judged in a worker thread: judging costs
+# about 1 ms per KiB of text, and the event loop must not block for more than ~2 ms.
+# (cache.semantic.max_prompt_chars bounds each text, so the thread's work is bounded too.)
 INLINE_JUDGE_CHARS = 2048
 
 
