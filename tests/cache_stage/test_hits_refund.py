@@ -4,6 +4,7 @@ through the limiter both `gateway serve` processes share in Redis."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from tests.conftest import upstream_config
 from tests.gateway_process import gateway_process
+from tests.servers import RunningServer
 from tests.upstream import FakeUpstream
 
 
@@ -61,3 +63,18 @@ limits: {{models: {{gpt-test: {{requests: ['2/minute']}}}}}}
         # one request of two taken (the miss): the hit's own charge is back
         assert replies[1].headers["x-ratelimit-remaining-requests"] == "1"
         assert len(upstream.requests) == 2  # the two misses; the third was refused first
+
+
+def test_cache_hits_give_back_their_request_charge_in_one_process(
+    start_gateway: Callable[[str], RunningServer], upstream_server: object, upstream: FakeUpstream
+) -> None:
+    _, server = upstream_server  # type: ignore[misc]
+    extra = """cache: {enabled: true, hits_count_requests: false}
+limits: {models: {gpt-test: {requests: ['2/minute']}}}
+"""
+    gateway = start_gateway(upstream_config(server.url, extra))
+    statuses = [ask(gateway.url, "Same question?").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 200]  # one miss, three hits given back (memory limiter)
+    assert ask(gateway.url, "Another question?").status_code == 200  # 2 of 2
+    assert ask(gateway.url, "A third question?").status_code == 429
+    assert len(upstream.requests) == 2
