@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = cache_commands.add_parser(
         "eval", help="precision/recall of the semantic matcher on labelled pairs"
     )
-    evaluate.add_argument("path", help='JSONL of {"a", "b", "same"} pairs')
+    evaluate.add_argument(
+        "path", nargs="?", help='JSONL of {"a", "b", "same", "kind"} pairs, or dev / heldout'
+    )
     evaluate.add_argument("--threshold", type=float, help="similarity to serve (default: shipped)")
     evaluate.set_defaults(run=run_cache_eval)
 

@@ -1,9 +1,15 @@
 """Offline evaluation of the semantic matcher on labelled prompt pairs.
 
 Each JSONL line is `{"a": cached prompt, "b": new prompt, "same": bool, "kind": str}`
-(see shared/eval/README.md). Every pair is embedded, scored by cosine and judged by
-`matcher.decide`; the report gives precision (hits that were right), recall (true pairs
-that hit), and the false hits and misses grouped by kind. Backs `gateway cache eval`.
+(see shared/eval/README.md), with an optional `family`: the look-alike family a pair
+exercises (for a look-alike, its kind; for a paraphrase, the family whose guard must keep
+it, e.g. "number" for "1,000" / "one thousand"). Every pair is embedded, scored by cosine
+and judged by `matcher.decide`; the report gives precision (hits that were right) and
+recall (true pairs that hit) overall and per family, and lists the false hits and misses.
+
+Two labelled sets ship in `eval_data/` (both written for this cache, 26 look-alike
+kinds): `dev` (pairs_dev.jsonl), which the threshold and guards were tuned on, and
+`heldout` (pairs_heldout.jsonl), which they never were. Backs `gateway cache eval`.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.cache.embedders import Embedder
 from gateway.cache.matcher import Decision, MatchPolicy, decide
+
+SHIPPED = {"dev": "pairs_dev.jsonl", "heldout": "pairs_heldout.jsonl"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,11 @@ class Pair:
     b: str
     same: bool
     kind: str
+    family: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.family or self.kind
 
 
 @dataclass(frozen=True)
@@ -72,11 +85,24 @@ def load_pairs(path: str | Path) -> list[Pair]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            pairs.append(Pair(str(row["a"]), str(row["b"]), bool(row["same"]), str(row["kind"])))
+            pairs.append(_pair(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a pair ({exc})") from exc
     return pairs
+
+
+def _pair(row: object) -> Pair:
+    if not isinstance(row, dict):
+        raise TypeError("a line must be a JSON object")
+    texts = row["a"], row["b"], row["kind"], row.get("family", "")
+    if not all(isinstance(t, str) for t in texts) or not isinstance(row["same"], bool):
+        raise TypeError("a, b, kind and family must be strings, same a boolean")
+    return Pair(row["a"], row["b"], row["same"], row["kind"], row.get("family", ""))
+
+
+def shipped_path(name: str) -> Path:
+    """The file of a labelled set shipped with the package ("dev" or "heldout")."""
+    return Path(__file__).parent / "eval_data" / SHIPPED[name]
 
 
 async def evaluate(path: str | Path, embedder: Embedder, policy: MatchPolicy) -> EvalReport:
@@ -93,13 +119,33 @@ async def evaluate(path: str | Path, embedder: Embedder, policy: MatchPolicy) ->
     return report
 
 
+def family_rows(report: EvalReport) -> list[str]:
+    """One line per family: pairs, true pairs, hits, false hits, precision, recall."""
+    groups: dict[str, list[Judged]] = defaultdict(list)
+    for judged in report.judged:
+        groups[judged.pair.group].append(judged)
+    lines = [
+        f"{'family':<22}{'pairs':>6}{'true':>6}{'hits':>6}{'false':>6}{'prec':>7}{'recall':>7}"
+    ]
+    for name in sorted(groups):
+        part = EvalReport(report.threshold, groups[name])
+        recall = f"{part.recall:.3f}" if part.positives else "-"
+        lines.append(
+            f"{name:<22}{len(part.judged):>6}{part.positives:>6}{len(part.hits):>6}"
+            f"{len(part.false_hits):>6}{part.precision:>7.3f}{recall:>7}"
+        )
+    return lines
+
+
 def format_report(report: EvalReport) -> str:
-    """A plain-text summary: precision, recall, counts, false hits and misses by kind."""
+    """A plain-text summary: precision, recall, counts, a table by family, false hits and
+    misses by kind."""
     lines = [
         f"threshold {report.threshold:.3f}: precision {report.precision:.3f}, "
         f"recall {report.recall:.3f}",
         f"pairs {len(report.judged)}, true pairs {report.positives}, hits {len(report.hits)}, "
         f"false hits {len(report.false_hits)}, misses {len(report.misses)}",
+        *family_rows(report),
     ]
     for title, group in (("false hits", report.false_hits), ("misses", report.misses)):
         counts = Counter(j.pair.kind for j in group)
@@ -113,13 +159,15 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def run_eval_command(path: str, threshold: float | None) -> int:
-    """`gateway cache eval FILE [--threshold X]` with the local MiniLM embedder.
+def run_eval_command(path: str | None, threshold: float | None) -> int:
+    """`gateway cache eval [FILE | dev | heldout] [--threshold X]` with the local MiniLM
+    embedder; no FILE: the shipped dev set.
 
     Exit 0 when evaluated, 2 when the file or the model cannot be read.
     """
     from gateway.cache.embedders import LocalMiniLMEmbedder
 
+    path = str(shipped_path(path or "dev")) if path in (None, *SHIPPED) else path
     policy = MatchPolicy() if threshold is None else MatchPolicy(threshold=threshold)
     try:
         report = asyncio.run(evaluate(path, LocalMiniLMEmbedder(), policy))

@@ -11,268 +11,80 @@ reports whether they agree. The guards (name: the prompts must agree on):
   words), each found as a word in the other prompt.
 - content: the payload: quoted strings, code spans, URLs and text after "X:", each
   contained in the other prompt.
-- negation: how many negations (not, never, n't, no, without, "fail to"; "or not" is none).
-- antonym: the pole chosen on each scale both prompts use (enable/disable, near/far).
+- identifier: the code identifiers ("os.path.join", "read_csv", "useEffect").
+- negation: how many negations (not, never, n't, no, without, "fail to"; "or not" is
+  none), negating affixes included ("unsafe" against "safe": see gateway.cache.polarity).
+- antonym: the pole chosen on each scale both prompts use (enable/disable, near/far,
+  all/some/none, must/should/may, Monday/Tuesday, plus/minus); "not safe" is "unsafe".
+- degree: a root graded in both prompts is graded alike ("healthier" / "less healthy").
 - direction: no two shared words trade places around the same words (km to miles / miles
   to km, the Earth orbits the Sun / the Sun orbits the Earth).
 - format: the requested output form (JSON, a list, a poem, in French, one line).
 - question: the kind of answer asked for (who, where, when, why, how many, yes/no).
-- slot: no content word swapped for another in an otherwise identical sentence.
+- slot: no content word swapped for another in an otherwise identical sentence, and no
+  modifier slipped in before a shared word ("software engineer" / "senior software
+  engineer").
 
-All functions are pure; `guard_failures` is the entry point.
+The features are read by gateway.cache.features. All functions are pure;
+`guard_failures` is the entry point.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import lru_cache
 
+from gateway.cache.features import (
+    Features,
+    bases,
+    features,
+    join_phrasal,
+    lookup,
+    poles,
+    tokenize,
+)
 from gateway.cache.lexicon import (
     AMBIGUOUS_UNITS,
-    AUX,
-    CONTRACTIONS,
     DIRECTION_MARKERS,
-    FORMATS,
     HOW_TYPES,
-    MIN_PAYLOAD_WORDS,
-    MULTIPLIERS,
     NEGATIONS,
-    NUMBER_WORDS,
-    ORDINALS,
-    PHRASAL,
-    QUESTION_TYPES,
-    SCALES,
-    SCALES_OF_WORDS,
     STOPWORDS,
+    SYNONYMS,
     UNITS,
 )
-
-_TOKEN = re.compile(r"[a-z0-9]+|[%$€£¥°]")
-_DIGITS = re.compile(r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)((?:st|nd|rd|th)\b)?")
-_QUOTED = re.compile(
-    r"\"([^\"]+)\"|\u201c([^\u201d]+)\u201d|\u2018([^\u2019]+)\u2019"
-    r"|(?<![\w])'([^']+)'(?![\w])|`+([^`]+)`+"
+from gateway.cache.numbers import is_numeric, numbers
+from gateway.cache.polarity import (
+    STANDALONE_NEGATORS,
+    affix_negations,
+    degrees,
+    degrees_agree,
+    negates,
 )
-_URL = re.compile(r"\b(?:https?://|www\.)\S+")
-_AFTER_COLON = re.compile(r":\s+(.+)$", re.S)
-_WORDS_CASED = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]|[A-Za-z]")
 
-
-@dataclass(frozen=True)
-class Features:
-    """The answer-changing features of one prompt (see the module docstring)."""
-
-    tokens: tuple[str, ...]
-    numbers: tuple[str, ...]
-    units: frozenset[str]
-    entities: frozenset[str]
-    payloads: tuple[str, ...]
-    negations: int
-    poles: frozenset[tuple[str, str]]
-    formats: frozenset[str]
-    question: str
-    joined: str  # " ".join(tokens) with spaces at both ends, for containment tests
-
-
-def tokenize(text: str) -> tuple[str, ...]:
-    """Lower-case word tokens with contractions expanded ("doesn't" -> "does not")."""
-    lowered = text.lower()
-    for pattern, repl in CONTRACTIONS:
-        lowered = pattern.sub(repl, lowered)
-    lowered = lowered.replace("%", " percent ")
-    return tuple(_TOKEN.findall(lowered))
-
-
-@lru_cache(maxsize=1 << 16)
-def _bases(token: str) -> tuple[str, ...]:
-    """The token and its likely base forms (strip -s, -es, -ed, -ing)."""
-    forms = [token]
-    for suffix, add in (("s", ""), ("es", ""), ("ies", "y"), ("ed", ""), ("ed", "e"), ("d", "")):
-        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
-            forms.append(token[: -len(suffix)] + add)
-    if token.endswith("ing") and len(token) > 5:
-        forms += [token[:-3], token[:-3] + "e"]
-    return tuple(forms)
-
-
-def _lookup(token: str, table: dict[str, str]) -> str | None:
-    return next((table[form] for form in _bases(token) if form in table), None)
-
-
-@lru_cache(maxsize=1)
-def _pole_table() -> dict[str, tuple[tuple[str, str], ...]]:
-    table: dict[str, list[tuple[str, str]]] = {}
-    for line in SCALES_OF_WORDS:
-        scale, poles = line.split(":")
-        for pole, words in zip("AB", poles.split("|"), strict=True):
-            for word in words.split():
-                table.setdefault(word, []).append((scale, pole))
-    return {word: tuple(entries) for word, entries in table.items()}
-
-
-def _join_phrasal(tokens: tuple[str, ...]) -> list[str]:
-    """Glue "turn on", "log in", "sign out" into one word so the pole table can see them."""
-    out: list[str] = []
-    for token in tokens:
-        if out and (out[-1], token) in PHRASAL:
-            out[-1] = out[-1] + token
-        else:
-            out.append(token)
-    return out
-
-
-def _poles(tokens: tuple[str, ...]) -> frozenset[tuple[str, str]]:
-    table = _pole_table()
-    found: set[tuple[str, str]] = set()
-    for token in _join_phrasal(tokens):
-        for form in _bases(token):
-            if form in table:
-                found.update(table[form])
-                break
-    return frozenset(found)
-
-
-def _number_words(tokens: tuple[str, ...]) -> list[str]:
-    """Values of spelled-out numbers: "twenty five" -> 25, "a hundred" -> 100, "third" -> #3."""
-    values: list[str] = []
-    run: list[int] = []
-    for i, token in enumerate((*tokens, "")):
-        if token in NUMBER_WORDS:
-            run.append(NUMBER_WORDS[token])
-            continue
-        if token in SCALES and (run or (i and tokens[i - 1] == "a")):
-            run.append(SCALES[token])
-            continue
-        if run and run != [1]:  # a lone "one" is a pronoun as often as a number
-            values.append(str(_combine(run)))
-        run = []
-        if token in ORDINALS:
-            values.append(f"#{ORDINALS[token]}")
-        elif token in MULTIPLIERS:
-            values.append(MULTIPLIERS[token])
-    return values
-
-
-def _combine(run: list[int]) -> int:
-    total, current = 0, 0
-    for value in run:
-        if value >= 100:
-            current = max(current, 1) * value
-            if value >= 1000:
-                total, current = total + current, 0
-        else:
-            current += value
-    return total + current
-
-
-def _numbers(text: str, tokens: tuple[str, ...]) -> tuple[str, ...]:
-    """Digits ("1,000" -> 1000, "2nd" -> #2) and spelled-out numbers, sorted."""
-    found = [
-        ("#" if ordinal else "") + n.replace(",", "")
-        for n, ordinal in _DIGITS.findall(text.lower())
-    ]
-    return tuple(sorted(found + _number_words(tokens)))
-
-
-def _units(text: str, tokens: tuple[str, ...]) -> frozenset[str]:
-    found = {UNITS[c] for c in "%$€£¥" if c in text}
-    for previous, token in zip(("", *tokens), tokens, strict=False):
-        unit = _lookup(token, UNITS) if token not in AMBIGUOUS_UNITS else None
-        if token in AMBIGUOUS_UNITS and (previous.isdigit() or previous == "°"):
-            unit = UNITS[token]
-        if unit:
-            found.add(unit)
-    for match in re.finditer(r"\d\s?(°?[a-zA-Z]{1,3})\b", text):  # "5kg", "100 °F"
-        unit = UNITS.get(match.group(1).lower())
-        if unit:
-            found.add(unit)
-    return frozenset(found)
-
-
-def _starts_sentence(text: str, start: int) -> bool:
-    i = start - 1
-    while i >= 0 and text[i] in " \t\"'\u201c\u2018(":
-        i -= 1
-    return i < 0 or text[i] in ".!?:;\n\r"
-
-
-def _entities(text: str) -> frozenset[str]:
-    """Capitalised words not starting a sentence, acronyms, and mixed-case words (iPhone)."""
-    found = set()
-    for match in _WORDS_CASED.finditer(text):
-        word = match.group()
-        inner_caps = word[1:] != word[1:].lower()
-        if word != "I" and (
-            inner_caps or (word[0].isupper() and not _starts_sentence(text, match.start()))
-        ):
-            found.add(word.lower().strip(".-"))
-    return frozenset(found)
-
-
-def _payloads(text: str) -> tuple[str, ...]:
-    raw = ["".join(groups) for groups in _QUOTED.findall(text)] + _URL.findall(text)
-    colon = _AFTER_COLON.search(text)
-    if colon and len(colon.group(1).split()) >= MIN_PAYLOAD_WORDS:
-        raw.append(colon.group(1))
-    return tuple(p for p in (" ".join(tokenize(r)) for r in raw) if p)
-
-
-def _formats(tokens: tuple[str, ...]) -> frozenset[str]:
-    """Output forms asked for; a leading "list" is the verb ("List the planets"), not a form."""
-    first = 1 if tokens[:1] == ("please",) else 0
-    skip = first + 1 if tokens[first : first + 1] == ("list",) else 0
-    return frozenset(f for t in tokens[skip:] if (f := _lookup(t, FORMATS)))
-
-
-def _question_type(tokens: tuple[str, ...]) -> str:
-    """The kind of answer asked for: person, place, time, reason, quantity, how-X, yes/no, any."""
-    for token, following in zip(tokens, (*tokens[1:], ""), strict=True):
-        if token in QUESTION_TYPES:
-            return QUESTION_TYPES[token]
-        if token == "how":
-            if following in AUX or following == "to":
-                return "method"
-            return HOW_TYPES.get(following, f"how-{following}")
-        if token in ("what", "which"):
-            return "any"
-    return "yes/no" if tokens and tokens[0] in AUX else "any"
-
-
-def features(text: str) -> Features:
-    """Extract every feature the guards compare."""
-    tokens = tokenize(text)
-    negations = sum(any(f in NEGATIONS for f in _bases(t)) for t in tokens)
-    negations -= f" {' '.join(tokens)} ".count(" or not ")
-    return Features(
-        tokens=tokens,
-        numbers=_numbers(text, tokens),
-        units=_units(text, tokens),
-        entities=_entities(text),
-        payloads=_payloads(text),
-        negations=negations,
-        poles=_poles(tokens),
-        formats=_formats(tokens),
-        question=_question_type(tokens),
-        joined=f" {' '.join(tokens)} ",
-    )
-
+__all__ = ["GUARDS", "Features", "features", "guard_failures", "tokenize"]
 
 TEMPLATE_SHARE = 0.5  # two prompts sharing more than this share of tokens are "one sentence"
 MAX_ORDER_WORDS = 40  # words compared by the direction guard (bounds its cost on long prompts)
 
 
 def _content_words(tokens: tuple[str, ...]) -> list[str]:
-    """Words that carry the topic: not stopwords, not negations (the negation guard's job)."""
-    return [t for t in tokens if t not in STOPWORDS and not set(_bases(t)) & NEGATIONS]
+    """Words that carry the topic: not stopwords, not negations (the negation guard's job),
+    not numbers or their scale words (the number guard's), not units."""
+    return [
+        t
+        for t in tokens
+        if t not in STOPWORDS
+        and t not in STANDALONE_NEGATORS
+        and not set(bases(t)) & NEGATIONS
+        and not is_numeric(t)
+        and (t in AMBIGUOUS_UNITS or lookup(t, UNITS) is None)  # units: the unit guard's
+    ]
 
 
 def _same_stem(x: str, y: str) -> bool:
     """Morphological variants ("eating"/"eat", "dicts"/"dictionaries"), not synonyms."""
-    if set(_bases(x)) & set(_bases(y)):
+    if set(bases(x)) & set(bases(y)):
         return True
     common = next(
         (i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y))
@@ -298,15 +110,37 @@ def agree_content(a: Features, b: Features) -> bool:
 
 
 def agree_entities(a: Features, b: Features) -> bool:
-    """entity: every named thing of one prompt is a word of the other."""
-    return all(f" {' '.join(tokenize(e))} " in b.joined for e in a.entities) and all(
-        f" {' '.join(tokenize(e))} " in a.joined for e in b.entities
-    )
+    """entity: every named thing of one prompt is a word of the other ("Monday" and
+    "Mondays" are one)."""
+    return _names_in(a.entities, b) and _names_in(b.entities, a)
+
+
+def _names_in(names: frozenset[str], other: Features) -> bool:
+    other_forms = {form for token in other.tokens for form in bases(token)}
+    for name in names:
+        words = tokenize(name)
+        if len(words) == 1 and set(bases(words[0])) & other_forms:
+            continue
+        if f" {' '.join(words)} " not in other.joined:
+            return False
+    return True
+
+
+def agree_identifiers(a: Features, b: Features) -> bool:
+    """identifier: both prompts name the same code identifiers."""
+    return {i.rstrip("()") for i in a.identifiers} == {i.rstrip("()") for i in b.identifiers}
 
 
 def agree_negation(a: Features, b: Features) -> bool:
-    """negation: both prompts negate as many times."""
-    return a.negations == b.negations
+    """negation: both prompts negate as many times, by words and by affixes."""
+    affixes_a = affix_negations(a.tokens, b.tokens)
+    affixes_b = affix_negations(b.tokens, a.tokens)
+    return a.negations + affixes_a == b.negations + affixes_b
+
+
+def agree_degree(a: Features, b: Features) -> bool:
+    """degree: a root graded in both prompts is graded alike ("healthier"/"less healthy")."""
+    return degrees_agree(a.tokens, b.tokens)
 
 
 def agree_antonyms(a: Features, b: Features) -> bool:
@@ -328,8 +162,10 @@ def agree_direction(a: Features, b: Features) -> bool:
             (ax, ay), (bx, by) = (pos_a[x], pos_a[y]), (pos_b[x], pos_b[y])
             if (ax < ay) == (bx < by):
                 continue
-            between_a = _frame(stems_a[min(ax, ay) + 1 : max(ax, ay)])
-            if between_a and between_a == _frame(stems_b[min(bx, by) + 1 : max(bx, by)]):
+            glued = _glued(x, pos_a, pos_b) | _glued(y, pos_a, pos_b)
+            between_a = _frame(stems_a[min(ax, ay) + 1 : max(ax, ay)], glued)
+            between_b = _frame(stems_b[min(bx, by) + 1 : max(bx, by)], glued)
+            if between_a and between_a == between_b:
                 return False
     return True
 
@@ -345,9 +181,20 @@ def _unique_positions(tokens: list[str]) -> dict[str, int]:
     return {t: i for i, t in enumerate(tokens) if counts[t] == 1 and t not in STOPWORDS}
 
 
-def _frame(tokens: list[str]) -> list[str]:
-    """The words that relate two others: content words and direction markers ("orbit", "to")."""
-    return [t for t in tokens if t not in STOPWORDS or t in DIRECTION_MARKERS]
+def _glued(word: str, pos_a: dict[str, int], pos_b: dict[str, int]) -> set[str]:
+    """Shared words next to `word` in both prompts, on the same side: one name ("New York")."""
+    return {
+        other
+        for other in pos_a.keys() & pos_b.keys()
+        if abs(pos_a[other] - pos_a[word]) == 1
+        and pos_a[other] - pos_a[word] == pos_b[other] - pos_b[word]
+    }
+
+
+def _frame(tokens: list[str], glued: set[str]) -> list[str]:
+    """The words that relate two others: content words and direction markers ("orbit", "to"),
+    not the words glued to them."""
+    return [t for t in tokens if (t not in STOPWORDS or t in DIRECTION_MARKERS) and t not in glued]
 
 
 def agree_format(a: Features, b: Features) -> bool:
@@ -361,30 +208,64 @@ def agree_question(a: Features, b: Features) -> bool:
 
 
 def agree_slots(a: Features, b: Features) -> bool:
-    """slot: in an otherwise identical sentence, no content word is replaced by another."""
-    matcher = SequenceMatcher(a=a.tokens, b=b.tokens, autojunk=False)
+    """slot: in an otherwise identical sentence, no content word is replaced by another,
+    and no modifier is slipped in before a shared word ("senior software engineer")."""
+    tokens_a, tokens_b = _slot_tokens(a.tokens), _slot_tokens(b.tokens)
+    matcher = SequenceMatcher(a=tokens_a, b=tokens_b, autojunk=False)
     shared = sum(block.size for block in matcher.get_matching_blocks())
-    if shared <= TEMPLATE_SHARE * max(len(a.tokens), len(b.tokens)):
+    if shared <= TEMPLATE_SHARE * max(len(tokens_a), len(tokens_b)):
         return True
-    words_a, words_b = set(a.tokens), set(b.tokens)
+    words_a, words_b = set(tokens_a), set(tokens_b)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op != "replace":
-            continue
-        old = [w for w in _content_words(a.tokens[i1:i2]) if w not in words_b]  # not moved
-        new = [w for w in _content_words(b.tokens[j1:j2]) if w not in words_a]
-        if old and new and not all(any(_equivalent(x, y) for y in new) for x in old):
+        old = [w for w in _content_words(tokens_a[i1:i2]) if w not in words_b]  # not moved
+        new = [w for w in _content_words(tokens_b[j1:j2]) if w not in words_a]
+        if op == "replace" and old and new:
+            if not all(any(_equivalent(x, y) for y in new) for x in old):
+                return False
+        elif op in ("insert", "delete") and _slipped_in(tokens_a, tokens_b, (i1, i2, j1, j2)):
             return False
     return True
 
 
+def _slot_tokens(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Phrasal verbs joined; "how long", "how many" leave their second word to the question
+    guard."""
+    joined = join_phrasal(tokens)
+    return tuple(
+        t for i, t in enumerate(joined) if not (i and joined[i - 1] == "how" and t in HOW_TYPES)
+    )
+
+
+def _slipped_in(
+    tokens_a: tuple[str, ...], tokens_b: tuple[str, ...], span: tuple[int, int, int, int]
+) -> bool:
+    """Whether the words one prompt adds (an insert or delete opcode) modify a shared word."""
+    i1, i2, j1, j2 = span
+    if j2 > j1:
+        return _modifies(tokens_b[j1:j2], tokens_b[j2 : j2 + 1], set(tokens_a))
+    return _modifies(tokens_a[i1:i2], tokens_a[i2 : i2 + 1], set(tokens_b))
+
+
+def _modifies(added: tuple[str, ...], following: tuple[str, ...], other_words: set[str]) -> bool:
+    """A content word added right before a shared content word modifies it."""
+    if not added or not following or not _content_words(added[-1:]):
+        return False
+    head = following[0]
+    graded = bool(poles((head,))) or bool(degrees((head,)))  # "run faster": not a noun
+    return head in other_words and bool(_content_words((head,))) and not graded
+
+
 def _equivalent(x: str, y: str) -> bool:
     """Same stem ("dicts"), pole ("tallest"/"highest"), unit ("km"/"kilometers") or number."""
-    unit = _lookup(x, UNITS)
+    unit = lookup(x, UNITS)
     return (
         _same_stem(x, y)
-        or bool(_poles((x,)) & _poles((y,)))
-        or (unit is not None and unit == _lookup(y, UNITS))
-        or (bool(_numbers(x, (x,))) and _numbers(x, (x,)) == _numbers(y, (y,)))
+        or any(x in group and y in group for group in SYNONYMS)
+        or negates(x, y)
+        or negates(y, x)
+        or bool(poles((x,)) & poles((y,)))
+        or (unit is not None and unit == lookup(y, UNITS))
+        or (bool(numbers(x, (x,))) and numbers(x, (x,)) == numbers(y, (y,)))
     )
 
 
@@ -393,8 +274,10 @@ GUARDS: tuple[tuple[str, Callable[[Features, Features], bool]], ...] = (
     ("unit", agree_units),
     ("content", agree_content),
     ("entity", agree_entities),
+    ("identifier", agree_identifiers),
     ("negation", agree_negation),
     ("antonym", agree_antonyms),
+    ("degree", agree_degree),
     ("direction", agree_direction),
     ("format", agree_format),
     ("question", agree_question),

@@ -24,7 +24,7 @@ STOPWORDS = frozenset(
     whom whose where when why how whats some any all each every much many more most such own
     same other another one ones s t please tell give show explain describe write compose create
     generate make produce provide draft get know need want like way ways thing things okay ok
-    possible kind sort something anything does doesnt dont not no yes let us"""
+    possible kind sort something anything does doesnt dont not no yes let us per"""
     )
 )
 NUMBER_WORDS = {
@@ -90,7 +90,9 @@ UNITS = aliases(
         "terabyte": "tb terabyte terabytes",
         "bit": "bit bits",
         "calorie": "cal kcal calorie calories",
-        "watt": "w watt watts kw kilowatt kilowatts kwh",
+        "watt": "w watt watts",
+        "kilowatt": "kw kilowatt kilowatts",
+        "kilowatt-hour": "kwh",
         "volt": "v volt volts",
         "mph": "mph",
         "kph": "kph kmh",
@@ -101,12 +103,28 @@ UNITS = aliases(
 AMBIGUOUS_UNITS = frozenset(  # units only right after a number ("5 g", "10 min")
     [a for a in UNITS if len(a) == 1] + words("mi ha min sec cal gal ton bit yr hr")
 )
-SCALES_OF_WORDS = (  # scale: pole A words | pole B words (base forms; inflections are stripped)
+SCALES_OF_WORDS = (  # scale: pole words | pole words [| ...] (base forms; inflections stripped)
     "switch: enable activate turnon switchon | disable deactivate turnoff switchoff off",
     "distance: near nearer nearest closer closest | far farther farthest further furthest",
     "amount: increase raise rise rose risen grow grew gain boost up | decrease reduce drop "
-    "fall fell fallen shrink shrank decline cut down",
-    "quantity: more most | less least fewer fewest",
+    "fall fell fallen shrink shrank decline cut down lower",
+    "quantity: more most majority | less least fewer fewest few minority",
+    "quantifier: all every each everyone everybody | some any several someone anyone | none "
+    "nobody | most majority | few minority | one single | everyother alternate",
+    "frequency: always | sometimes often usually occasionally ever | rarely seldom",
+    # necessity ("should I" asks it as often as "do I need to") | advice | permission
+    "modality: must need required require mandatory compulsory obligatory haveto should ought "
+    "expected | recommended advisable | may can could allowed permitted possible optional",
+    "relative: next upcoming coming | last previous recent",
+    "day: yesterday | today tonight | tomorrow",
+    "weekday: monday | tuesday | wednesday | thursday | friday | saturday | sunday",
+    "month: january | february | march | april | may | june | july | august | september | "
+    "october | november | december",
+    "season: spring | summer | autumn fall | winter",
+    "operator: plus sum addition | minus subtract subtraction | times multiply product "
+    "multiplication | divide quotient division | modulo mod remainder | power exponent "
+    "squared cubed | derivative differentiate | integral integrate | union | intersection | "
+    "divisor gcd | multiple lcm | mean average | median",
     "size: large larger largest big bigger biggest huge | small smaller smallest little tiny",
     "height: tall taller tallest high higher highest | short shorter shortest low lower lowest",
     "length: long longer longest lengthy detailed | short shorter shortest brief concise",
@@ -164,7 +182,6 @@ FORMATS = aliases(
         "latex": "latex",
         "table": "table tabular",
         "list": "list bullet bullets bulleted numbered",
-        "code": "code snippet program script function",
         "poem": "poem poems poetry verse",
         "haiku": "haiku",
         "sonnet": "sonnet",
@@ -203,9 +220,38 @@ PHRASAL = frozenset(
     (verb, particle)
     for verb in ("turn", "switch", "log", "sign")
     for particle in ("on", "off", "in", "out")
+) | {("every", "other"), ("have", "to"), ("has", "to")}
+LENGTH_FORMATS = frozenset(words("word sentence line paragraph"))  # only after a count
+TIME_UNITS = frozenset(words("second minute hour day week month year"))
+SYNONYMS = tuple(  # words that ask for the same thing in an otherwise identical prompt
+    frozenset(words(group))
+    for group in (
+        "fix resolve repair solve correct troubleshoot",
+        "teach train",
+        "change update modify edit alter",
+        "make create build write compose draft generate prepare",
+        "keep preserve maintain",
+        "article post blog",
+        "recommend suggest",
+        "tip tips advice ways ideas suggestions",
+        "get obtain",
+        "convert turn transform",
+        "find locate",
+        "learn study",
+        "help assist",
+        "return give",
+        "heavier weighs",
+        "downside downsides disadvantage disadvantages drawback drawbacks",
+        "upside upsides advantage advantages benefit benefits",
+    )
+)
+NAME_ALIASES = (  # spellings of one name, rewritten to the first before the guards read
+    ("US", r"\b(?:the\s+)?United\s+States(?:\s+of\s+America)?\b|\bUSA\b|\bU\.S\.(?:A\.)?"),
+    ("UK", r"\b(?:the\s+)?United\s+Kingdom\b|\bGreat\s+Britain\b|\bBritain\b"),
+    ("EU", r"\b(?:the\s+)?European\s+Union\b"),
 )
 NEGATIONS = frozenset(
-    words("not no never none nobody nothing nowhere neither nor cannot without")
+    words("not no never none nobody nothing nowhere neither nor cannot without unable")
     + words("fail avoid refuse lack neglect")  # verbs that negate what follows ("fail to pay")
 )
 DIRECTION_MARKERS = frozenset(words("to into from than towards toward"))
@@ -213,6 +259,8 @@ MIN_PAYLOAD_WORDS = 4  # "Summarize this: <payload>"; shorter tails are question
 QUESTION_TYPES = {"who": "person", "whom": "person", "whose": "person", "where": "place"}
 QUESTION_TYPES |= {"when": "time", "why": "reason"}
 HOW_TYPES = {"many": "quantity", "much": "quantity", "long": "duration", "old": "age"}
+HOW_TYPES |= {w: f"how-{w}" for w in words("far big tall fast often deep high large heavy hot")}
+HOW_TYPES |= {w: f"how-{w}" for w in words("cold soon wide small early late")}
 AUX = frozenset(
     words("is are was were am do does did can could should would will shall may has have had")
 )

@@ -53,7 +53,8 @@ def qualifies_for_semantic(ctx: RequestContext, config: SemanticCacheConfig) -> 
         return False
     if not all(isinstance(m, dict) and text_of(m.get("content")) is not None for m in messages):
         return False
-    return bool((text_of(last.get("content")) or "").strip())
+    text = text_of(last.get("content")) or ""
+    return bool(text.strip()) and len(text) <= config.max_prompt_chars
 
 
 def storable_body(body: dict[str, Any] | None, *, allow_n: bool) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ is enabled in config.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.cache")
 CANDIDATES = 4  # nearest entries handed to the matcher; guards may refuse the first
+# Texts (new + candidates) longer than this are judged in a worker thread: judging costs
+# about 1 ms per KiB of text, and the event loop must not block for more than ~2 ms.
+# (cache.semantic.max_prompt_chars bounds each text, so the thread's work is bounded too.)
+INLINE_JUDGE_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +80,25 @@ class SemanticCache:
         self, scope: str, text: str, vector: np.ndarray
     ) -> tuple[SemanticHit | None, float | None]:
         """The hit to serve (or None) and the best similarity seen (for metrics)."""
-        from gateway.cache.matcher import decide
-
         try:
             candidates = await self.store.search(scope, vector, CANDIDATES)
         except Exception as exc:  # a cache must never fail the request
             log.warning("semantic cache search failed: %s", type(exc).__name__)
             return None, None
         best = candidates[0].similarity if candidates else None
+        close = [c for c in candidates if c.similarity >= self.threshold]
+        if len(text) + sum(len(c.text) for c in close) > INLINE_JUDGE_CHARS:
+            return await asyncio.to_thread(self._judge, close, text), best
+        return self._judge(close, text), best
+
+    def _judge(self, candidates: list[Candidate], text: str) -> SemanticHit | None:
+        """The nearest candidate the guards let through, if any."""
+        from gateway.cache.matcher import decide
+
         for candidate in candidates:
-            if candidate.similarity < self.threshold:
-                break
-            decision = decide(candidate.similarity, candidate.text, text, self.policy)
-            if decision.serve:
-                return SemanticHit(candidate.value, candidate.similarity), best
-        return None, best
+            if decide(candidate.similarity, candidate.text, text, self.policy).serve:
+                return SemanticHit(candidate.value, candidate.similarity)
+        return None
 
     async def add(
         self, scope: str, text: str, vector: np.ndarray, value: bytes, ttl: float

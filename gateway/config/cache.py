@@ -50,6 +50,14 @@ class SemanticCacheConfig(Section):
     table: str = Field("gateway_semantic_cache", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     max_temperature: float = Field(0.3, ge=0, description="Only requests at or below this.")
     max_messages: int = Field(8, ge=1, description="Only conversations this short.")
+    max_prompt_chars: int = Field(
+        2000,
+        ge=1,
+        le=8000,
+        description="Only newest user turns this short (the model sees "
+        "about 1,000-1,500 characters; past it only the guards compare, at a cost that grows "
+        "faster than the length).",
+    )
     allow_tools: bool = Field(False, description="Also requests that declare tools.")
     ttl_seconds: float = Field(86_400.0, gt=0, description="How long an entry lives.")
     max_entries_per_scope: int = Field(50_000, ge=1, description="In-process bound per scope.")
@@ -72,6 +80,11 @@ class CacheConfig(Section):
     semantic: SemanticCacheConfig = SemanticCacheConfig()
     hits_count_tokens: bool = Field(
         False, description="Record a hit's cached usage as tokens (default: zero upstream tokens)."
+    )
+    hits_count_requests: bool = Field(
+        True,
+        description="false: a hit gives back its request-limit charge (key, user, model, "
+        "global; the per-IP limit still counts it).",
     )
     ttl_header: str = Field(
         "x-gateway-cache-ttl", description="Request header that sets the TTL in seconds."

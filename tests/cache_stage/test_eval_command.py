@@ -41,3 +41,10 @@ def test_eval_of_a_missing_file_fails_clearly(
 ) -> None:
     assert main(["cache", "eval", str(tmp_path / "absent.jsonl")]) == 2
     assert "absent.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["dev", "heldout"])
+def test_eval_runs_a_shipped_set_by_name(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cache", "eval", name]) == 0
+    out = capsys.readouterr().out
+    assert "family" in out and "negating-affix" in out and "number-magnitude" in out

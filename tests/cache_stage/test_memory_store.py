@@ -74,3 +74,23 @@ async def test_close_drops_the_entries() -> None:
     await store.add("a", unit(1, 0), "q", b"v", 60)
     await store.aclose()
     assert len(store) == 0
+
+
+async def test_index_is_only_touched_by_the_store_worker_thread() -> None:
+    import threading
+
+    store = MemoryVectorStore(DIM, max_per_scope=100)
+    seen: set[int] = set()
+    search, add = store.index.search, store.index.add
+
+    def record(call):  # type: ignore[no-untyped-def]
+        def wrapped(*args):  # type: ignore[no-untyped-def]
+            seen.add(threading.get_ident())
+            return call(*args)
+
+        return wrapped
+
+    store.index.search, store.index.add = record(search), record(add)  # type: ignore[method-assign]
+    await store.add("a", unit(1, 0), "q", b"v", 60)
+    assert [c.value for c in await store.search("a", unit(1, 0), 1)] == [b"v"]
+    assert len(seen) == 1 and threading.get_ident() not in seen  # one thread, not the loop's

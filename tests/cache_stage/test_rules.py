@@ -90,6 +90,8 @@ IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"
         ),
         ({"messages": [USER, {"role": "assistant", "content": "x"}], "temperature": 0}, False),
         ({"messages": [{"role": "user", "content": "  "}], "temperature": 0}, False),
+        ({"messages": [{"role": "user", "content": "x" * 2000}], "temperature": 0}, True),
+        ({"messages": [{"role": "user", "content": "x" * 2001}], "temperature": 0}, False),
     ],
     ids=[
         "cold",
@@ -103,6 +105,8 @@ IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"
         "text-parts",
         "last-not-user",
         "blank",
+        "at-length-bound",
+        "too-long-to-judge",
     ],
 )
 def test_semantic_qualification(body: dict[str, Any], qualifies: bool) -> None:

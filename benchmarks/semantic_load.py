@@ -1,0 +1,210 @@
+"""Semantic lookups under concurrency, for bench_cache.py --only lookup.
+
+One lookup is what the cache stage does on a semantic miss: embed the newest user text,
+search its scope (1,000 entries, 100 of them near-duplicates, so the guards judge four
+candidates per lookup), judge the candidates. Variants, side by side in one run:
+
+  before        numpy forward per request in asyncio.to_thread, search on the event loop
+                (the code before issue 16)
+  numpy+batch   numpy forward, micro-batched in one worker thread, search in the store's
+  onnx+batch    ONNX Runtime forward, micro-batched (gather 0 ms), search in the store's
+  onnx+batch2   the same with a 2 ms gather window
+
+Every text is new (no LRU hit) except in the `LRU hit` row. Reported per concurrency:
+p50/p99 latency, lookups/s, lookups per CPU-second (the process's CPU time: "per core"),
+the event loop's worst lag (a 1 ms ticker's largest overshoot: on a loaded machine mostly
+the OS's doing, see the idle row) and the longest loop step in CPU time (what our code
+blocks the loop for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+
+import numpy as np
+import orjson
+from common import percentile
+
+from gateway.cache.embedders import LocalMiniLMEmbedder
+from gateway.cache.matcher import MatchPolicy
+from gateway.cache.memory_store import MemoryVectorStore
+from gateway.cache.semantic import Candidate, SemanticCache
+
+SUBJECTS = ["password", "invoice", "parcel", "refund", "account", "subscription", "order"]
+VERBS = ["reset", "find", "track", "cancel", "update", "download", "change"]
+_serial = itertools.count()
+
+
+def fresh_text() -> str:
+    i = next(_serial)
+    subject, verb = SUBJECTS[i % 7], VERBS[(i // 7) % 7]
+    return f"How do I {verb} my {subject} from the mobile app, case {i}?"
+
+
+class LoopStore(MemoryVectorStore):
+    """The store before issue 16: the search ran on the event loop."""
+
+    async def search(self, scope: str, vector: np.ndarray, limit: int) -> list[Candidate]:
+        found = self.index.search(scope, vector, limit)
+        return [Candidate(text, value, similarity) for similarity, _, (text, value) in found]
+
+
+class ThreadEmbedder:
+    """The embedder before issue 16: one numpy forward per request, in asyncio.to_thread."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        self.inner = LocalMiniLMEmbedder(backend="numpy", recent=0)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self.inner.embed_sync, texts)
+
+
+async def build(variant: str) -> SemanticCache:
+    if variant == "before":
+        embedder: object = ThreadEmbedder()
+        store: MemoryVectorStore = LoopStore(384, 10_000)
+        await asyncio.to_thread(embedder.inner.embed_sync, ["warm"])  # type: ignore[attr-defined]
+    else:
+        backend = "numpy" if variant.startswith("numpy") else "onnx"
+        gather = 0.002 if variant.endswith("2") else 0.0
+        embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather)  # type: ignore[arg-type]
+        await embedder.warm_up()  # type: ignore[attr-defined]
+        store = MemoryVectorStore(384, 10_000)
+    cache = SemanticCache(embedder, store, MatchPolicy())  # type: ignore[arg-type]
+    rows = np.random.default_rng(3).standard_normal((900, 384), dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    reply = orjson.dumps({"choices": [{"message": {"content": "x" * 800}}]})
+    for i, row in enumerate(rows):
+        await store.add("scope", row, f"question {i}", reply, 3600)
+    # 100 real near-duplicates: every lookup meets candidates above the threshold, so the
+    # guards run (and refuse: the case numbers differ)
+    for text in [fresh_text() for _ in range(100)]:
+        vector = await cache.embed(text)
+        assert vector is not None
+        await store.add("scope", vector, text, reply, 3600)
+    return cache
+
+
+async def lookup(cache: SemanticCache, text: str) -> None:
+    vector = await cache.embed(text)
+    assert vector is not None
+    await cache.lookup("scope", text, vector)
+
+
+class LoopSteps:
+    """The CPU time of each callback the event loop runs (thread CPU time: a step the OS
+    preempts on a loaded machine does not look longer than it is)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._original = asyncio.events.Handle._run
+
+    def __enter__(self) -> LoopSteps:
+        original, steps = self._original, self
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            started = time.thread_time()
+            original(handle)
+            steps.longest = max(steps.longest, (time.thread_time() - started) * 1000)
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.events.Handle._run = self._original  # type: ignore[method-assign]
+
+
+async def loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lags.append((time.perf_counter() - started) * 1000 - 1.0)
+
+
+async def run_load(
+    cache: SemanticCache, in_flight: int, total: int, text: Callable[[], str] = fresh_text
+) -> list[object]:
+    latencies: list[float] = []
+    lags: list[float] = []
+    remaining = itertools.count()
+
+    async def worker() -> None:
+        while next(remaining) < total:
+            started = time.perf_counter()
+            await lookup(cache, text())
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(loop_lag(stop, lags))
+    wall, cpu = time.perf_counter(), time.process_time()
+    with LoopSteps() as steps:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stop.set()
+    await ticker
+    return [
+        f"{percentile(latencies, 50):.2f}",
+        f"{percentile(latencies, 99):.2f}",
+        f"{total / wall:.0f}",
+        f"{total / max(cpu, 1e-9):.0f}",
+        f"{max(lags, default=0.0):.2f}",
+        f"{steps.longest:.2f}",
+    ]
+
+
+async def idle_lag() -> list[object]:
+    """The ticker alone for a second: what the machine's load adds to any loop."""
+    lags: list[float] = []
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(loop_lag(stop, lags))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await ticker
+    return ["idle loop (machine noise)", 0, "", "", "", "", f"{max(lags):.2f}", ""]
+
+
+async def bench_lookup(variants: list[str], loads: list[int], total: int) -> list[list[object]]:
+    results = [await idle_lag()]
+    for variant in variants:
+        cache = await build(variant)
+        await run_load(cache, 1, 20)  # warm
+        for in_flight in loads:
+            count = total if in_flight > 1 else total // 2
+            results.append([variant, in_flight, *await run_load(cache, in_flight, count)])
+        if variant != "before":
+            same = "How do I reset my password?"
+            repeated = await run_load(cache, 1, 200, lambda same=same: same)
+            results.append([f"{variant}, LRU hit", 1, *repeated])
+    return results
+
+
+def forward_rows(runs: int) -> list[list[object]]:
+    """The two forward passes side by side: the same texts, batch 1 / 8 / 32."""
+    numpy_e = LocalMiniLMEmbedder(backend="numpy")
+    onnx_e = LocalMiniLMEmbedder(backend="onnx")
+    texts = [fresh_text() for _ in range(32)]
+    gap = float(np.abs(numpy_e.embed_sync(texts) - onnx_e.embed_sync(texts)).max())
+    rows: list[list[object]] = []
+    for size in (1, 8, 32):
+        batch = texts[:size]
+        for name, embedder in (("numpy", numpy_e), ("onnx", onnx_e)):
+            samples = timed_sync(lambda e=embedder, b=batch: e.embed_sync(b), runs)
+            p50 = percentile(samples, 50)
+            rows.append([f"forward {name}, batch {size}", f"{p50:.2f}", f"{p50 / size:.2f}"])
+    rows.append(["max |numpy - onnx| over 32 vectors", f"{gap:.2e}", ""])
+    return rows
+
+
+def timed_sync(fn: Callable[[], object], runs: int) -> list[float]:
+    fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples

@@ -1,0 +1,93 @@
+"""Micro-batching for the local embedder: concurrent requests share one forward pass.
+
+Texts submitted while the worker thread computes wait for its next batch; a quiet period
+ends with a gather window (`gather_s`, at most a few ms) so requests arriving together
+start together. Each batch is one call of `run` in one dedicated worker thread, so the
+event loop never computes and batches never compete for the core. The same text asked
+again while it is in flight waits for that computation instead of repeating it.
+
+All state is touched on the event loop only; a new event loop (tests, `asyncio.run`
+called twice) starts with a fresh queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_GATHER_S = 0.002  # the issue's bound: a request never waits longer to be batched
+
+
+class MicroBatcher:
+    """Runs `run(texts) -> rows` on batches of concurrently submitted texts."""
+
+    def __init__(
+        self,
+        run: Callable[[list[str]], np.ndarray],
+        gather_s: float = 0.0,
+        max_batch: int = 32,
+    ) -> None:
+        if not 0.0 <= gather_s <= MAX_GATHER_S:
+            raise ValueError(f"gather_s: {gather_s} is not within [0, {MAX_GATHER_S}]")
+        self._run = run
+        self.gather_s = gather_s
+        self.max_batch = max_batch
+        self._worker = cf.ThreadPoolExecutor(1, thread_name_prefix="gateway-embed")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[tuple[str, str]] = []  # (key, text)
+        self._waiting: dict[str, asyncio.Future[np.ndarray]] = {}  # queued or in flight
+        self._drain: asyncio.Task[None] | None = None
+        self.batches = 0  # forward passes run (for tests and benchmarks)
+
+    async def submit(self, keys: list[str], texts: list[str]) -> list[np.ndarray]:
+        """The rows for `texts` (one per text); `keys` identify equal texts (see embedders)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._queue, self._waiting, self._drain = loop, [], {}, None
+        futures = []
+        for key, text in zip(keys, texts, strict=True):
+            future = self._waiting.get(key)
+            if future is None:
+                future = self._waiting[key] = loop.create_future()
+                self._queue.append((key, text))
+            futures.append(future)
+        if self._drain is None:
+            self._drain = loop.create_task(self._run_batches())
+        # shield: one caller leaving (client gone) must not cancel a row others wait for
+        return list(await asyncio.gather(*(asyncio.shield(f) for f in futures)))
+
+    async def _run_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(self.gather_s)  # 0: still lets this loop tick's arrivals in
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                keys, texts = [key for key, _ in batch], [text for _, text in batch]
+                try:
+                    rows = await loop.run_in_executor(self._worker, self._run, texts)
+                except Exception as exc:
+                    self._settle(keys, None, exc)
+                else:
+                    self.batches += 1
+                    self._settle(keys, rows, None)
+        finally:
+            self._drain = None
+
+    def _settle(self, keys: list[str], rows: np.ndarray | None, error: Exception | None) -> None:
+        for i, key in enumerate(keys):
+            future = self._waiting.pop(key)
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert rows is not None
+                future.set_result(rows[i])
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)

