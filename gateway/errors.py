@@ -83,6 +83,14 @@ class InputTooLarge(InvalidRequest):
     pass
 
 
+class ClientDisconnected(GatewayError):
+    """The client left before its reply was ready; the upstream call was cut (nginx's 499)."""
+
+    status = 499
+    error_type = "client_closed_request"
+    log_level = logging.INFO
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     error_type = "authentication_error"
