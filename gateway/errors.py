@@ -83,6 +83,22 @@ class InputTooLarge(InvalidRequest):
     pass
 
 
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+
+
+class ServerAtCapacity(GatewayError):
+    """Every connection slot is busy with a request (see gateway/connection_guard.py)."""
+
+    status = 503
+    error_type = "server_overloaded"
+    log_level = logging.WARNING
+
+
 class ClientDisconnected(GatewayError):
     """The client left before its reply was ready; the upstream call was cut (nginx's 499)."""
 
