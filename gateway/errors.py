@@ -4,14 +4,19 @@ GatewayError                      500 api_error
 ├── InvalidRequest                400 invalid_request_error
 │   ├── BodyTooLarge              413
 │   ├── ModelNotFound             404 (code model_not_found)
-│   └── InputTooLarge             400 (code context_length_exceeded)
+│   ├── InputTooLarge             400 (code context_length_exceeded)
+│   ├── HeadersTooLarge           431 (connection_guard: request head over its limit)
+│   └── RequestTimeout            408 (connection_guard: head or body too slow)
+├── ServerAtCapacity              503 server_overloaded (connection cap, nothing idle)
+├── ClientDisconnected            499 client_closed_request (client left; upstream cut)
 ├── AuthenticationFailed          401 authentication_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
-│   └── UpstreamTimeout           504
+│   └── UpstreamTimeout           504 timeout (code stream_deadline_exceeded: a stream's
+│                                     retry.stream_deadline_seconds passed)
 └── AllAttemptsFailed             the status of the last attempt; names every attempt
 
 Messages are written for clients: they never carry secrets, tracebacks or upstream URLs.

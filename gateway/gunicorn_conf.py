@@ -43,5 +43,6 @@ class GatewayWorker(UvicornWorker):
         from gateway.serve import config_from_env
 
         _, config = config_from_env()
-        self.config.http = GuardedHTTP(ConnectionLimits.from_config(config.server))
-        self.config.timeout_keep_alive = config.server.keepalive_seconds
+        # uvicorn types `http` as a protocol class; a factory with the same call is what it uses
+        self.config.http = GuardedHTTP(ConnectionLimits.from_config(config.server))  # type: ignore[assignment]
+        self.config.timeout_keep_alive = config.server.keepalive_seconds  # type: ignore[assignment]
