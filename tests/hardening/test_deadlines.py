@@ -66,13 +66,37 @@ async def leave_after(port: int, request: bytes, seconds: float) -> float:
     return time.monotonic()
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream-before-first-event"])
-def test_a_client_that_leaves_cuts_its_upstream_call_within_a_second(stream: bool) -> None:
+def litellm_yaml(upstream_url: str) -> str:
+    """`up` served through the litellm adapter (OpenAI family) instead of the native one."""
+    return f"""
+providers:
+  up:
+    kind: litellm
+    litellm_provider: openai
+    base_url: {upstream_url}/v1
+    api_key: ${{UPSTREAM_KEY}}
+    timeout: {{connect: 5, read: 30}}
+  mock: {{kind: mock}}
+models:
+  up: {{deployments: [{{provider: up, model: upstream-model}}], retry: {{attempts: 1}}}}
+  mock-small: {{deployments: [{{provider: mock, model: mock-small}}]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("adapter", "stream"),
+    [("openai", False), ("openai", True), ("litellm", False)],
+    ids=["non-stream", "stream-before-first-event", "litellm-non-stream"],
+)
+def test_a_client_that_leaves_cuts_its_upstream_call_within_a_second(
+    adapter: str, stream: bool
+) -> None:
     clients = 20
     request = post_bytes(CHAT, {"model": "up", "messages": MESSAGES, "stream": stream})
+    yaml = deadline_yaml if adapter == "openai" else litellm_yaml
     with (
         raw.raw_upstream(raw.stall_before_headers()) as upstream,
-        running_gateway(deadline_yaml(upstream.url)) as gw,
+        running_gateway(yaml(upstream.url)) as gw,
         capture_logs() as logs,
     ):
 
