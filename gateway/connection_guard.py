@@ -41,6 +41,7 @@ from gateway.errors import GatewayError, HeadersTooLarge, RequestTimeout, Server
 log = logging.getLogger("gateway")
 LOG_EVERY_SECONDS = 10.0
 LINGER_SECONDS = 2.0  # after a refusal, input is discarded this long so the client reads it
+CAP_LINGER_SECONDS = 0.5
 REASONS = {431: "Request Header Fields Too Large", 408: "Request Timeout", 503: "Unavailable"}
 
 
@@ -102,7 +103,10 @@ class GuardedHTTP:
             min(idle, key=lambda c: c.since).transport.close()
             self.hit("cap_closed_idle", conn, len(open_))
         else:
-            conn.refuse(ServerAtCapacity("The gateway is at its connection limit; retry."))
+            # A short linger: at the cap a refused connection must give its descriptor back
+            # soon, yet long enough for the client's request to arrive and the 503 to be read.
+            refusal = ServerAtCapacity("The gateway is at its connection limit; retry.")
+            conn.refuse(refusal, CAP_LINGER_SECONDS)
             self.hit("cap_refused", conn, len(open_))
 
     def hit(self, reason: str, conn: GuardedProtocol, open_count: int = 0) -> None:
@@ -245,9 +249,9 @@ class GuardedProtocol(HttpToolsProtocol):
         what = "request head" if reason == "header_timeout" else "request body"
         self.refuse(RequestTimeout(f"The {what} did not arrive in time."))
 
-    def refuse(self, err: GatewayError) -> None:
-        """Answer `err` and close; input is read and dropped for a moment first, so a
-        client still sending gets the answer rather than a reset."""
+    def refuse(self, err: GatewayError, linger: float = LINGER_SECONDS) -> None:
+        """Answer `err` and close; input is read and dropped for `linger` seconds first, so
+        a client still sending gets the answer rather than a reset."""
         self.refused = True
         self._disarm()
         if self.cycle is not None and not self.cycle.response_complete:
@@ -262,7 +266,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.write(head.encode() + body)
         with contextlib.suppress(NotImplementedError, OSError):
             self.transport.write_eof()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self.loop.call_later(linger, self.transport.close)
 
 
 def _metrics(app: Any) -> Any:

@@ -19,7 +19,7 @@ import pytest
 from tests.gateway_process import GatewayProcess, gateway_process
 from tests.hardening import rawserver as raw
 from tests.hardening.clients import post_bytes, slow_reader
-from tests.hardening.harness import CHAT, MESSAGES, gateway_before, still_serves
+from tests.hardening.harness import CHAT, MESSAGES, gateway_before, still_serves, wait_until
 
 SLOW_CLIENTS = 5
 SLOW_SECONDS = 2.0
@@ -93,20 +93,27 @@ def test_slow_readers_get_backpressure_and_others_stay_fast() -> None:
 # -- connection limits (issue 10, items 8 and 9), against the real server process --------
 
 LIMITS_CONFIG = """
-server: {{header_timeout_seconds: {header}, body_timeout_seconds: 1, keepalive_seconds: 1}}
+server: {{header_timeout_seconds: {header}, body_timeout_seconds: 1, keepalive_seconds: 1{more}}}
 providers:
   mock: {{kind: mock}}
+  slow: {{kind: mock, mock: {{chunks: 20, chunk_delay_ms: 200}}}}
 models:
   mock-small: {{deployments: [{{provider: mock, model: mock-small}}]}}
+  mock-slow: {{deployments: [{{provider: slow, model: mock-slow}}]}}
 """
 
 
 @contextlib.contextmanager
 def gateway_with_limits(
-    tmp_path: Path, *, header_timeout: float = 1.0, nofile: int | None = None
+    tmp_path: Path,
+    *,
+    header_timeout: float = 1.0,
+    nofile: int | None = None,
+    max_connections: int | None = None,
 ) -> Iterator[GatewayProcess]:
     path = tmp_path / "gateway.yaml"
-    path.write_text(LIMITS_CONFIG.format(header=header_timeout))
+    more = f", max_connections: {max_connections}" if max_connections else ""
+    path.write_text(LIMITS_CONFIG.format(header=header_timeout, more=more))
 
     def lower_fd_limit() -> None:
         if nofile is not None:
@@ -261,3 +268,30 @@ def test_2000_idle_connections_under_a_1024_fd_limit_leave_room_for_valid_reques
         metrics = httpx.get(gw.url + "/metrics").text
         closed = [line for line in metrics.splitlines() if 'reason="cap_closed_idle"' in line]
         assert closed and float(closed[0].split()[-1]) >= 1000, closed
+
+
+def test_at_the_cap_with_every_connection_busy_a_newcomer_gets_503_and_a_log_line(
+    tmp_path: Path,
+) -> None:
+    busy = post_bytes(CHAT, {"model": "mock-slow", "messages": MESSAGES, "stream": True})
+    with gateway_with_limits(tmp_path, max_connections=5) as gw:
+
+        async def scenario() -> bytes:
+            streams = []
+            for _ in range(5):  # five streams of 4 s each hold every slot
+                reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+                writer.write(busy)
+                await reader.readuntil(b"data:")
+                streams.append(writer)
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET /health HTTP/1.1\r\nhost: g\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            for stream in [*streams, writer]:
+                stream.close()
+            return answer
+
+        answer = asyncio.run(scenario())
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
+        assert b'"type":"server_overloaded"' in answer
+        assert "connection cap reached" in gw.logs() and "refused: 1" in gw.logs()
+        assert wait_until(lambda: httpx.get(gw.url + "/health").status_code == 200, 10)
