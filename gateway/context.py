@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,10 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     log_fields: dict[str, Any] = field(default_factory=dict)  # extra access-log fields
     dry_run: bool = False  # POST /v1/route/dry-run: the route stage answers with its decision
+    # Set when the client disconnects before its reply is sent; dispatch then expires the
+    # upstream wait it has open (`upstream_wait`) so the provider call is cut at once.
+    client_gone: bool = False
+    upstream_wait: asyncio.Timeout | None = None
 
     @property
     def request(self) -> CanonicalRequest:

@@ -5,19 +5,26 @@ GatewayError                      500 api_error
 │   ├── BodyTooLarge              413
 │   ├── ModelNotFound             404 (code model_not_found)
 │   ├── ResourceNotFound          404 (code not_found): a stored object the key cannot see
-│   └── InputTooLarge             400 (code context_length_exceeded)
+│   ├── InputTooLarge             400 (code context_length_exceeded)
+│   ├── HeadersTooLarge           431 (connection_guard: request head over its limit)
+│   └── RequestTimeout            408 (connection_guard: head or body too slow)
+├── ClientDisconnected            499 client_closed_request (client left; upstream cut)
 ├── AuthenticationFailed          401 authentication_error
 ├── PermissionDenied              403 permission_error
 ├── RateLimited                   429 rate_limit_error (Retry-After)
 ├── QuotaExceeded                 429 insufficient_quota
 ├── Unavailable                   503 the gateway cannot serve this now (Retry-After)
 │   ├── DatabaseUnavailable       503 state.database unreachable (admin reads)
+│   ├── LimiterUnavailable        503 limits fail closed and Redis is unreachable
+│   ├── LimiterBusy               503 every pooled Redis connection stayed busy (overload)
+│   ├── ServerAtCapacity          503 server_overloaded (connection cap, nothing idle)
 │   ├── StoreUnavailable          503 the state backend holding stored objects is down
 │   ├── StateUnavailable          503 the state backend failed (feedback, reports)
 │   └── ShuttingDown              503 a stream ended by the shutdown grace period
 ├── UpstreamError                 502 upstream_error: the provider answered with an error
 │   ├── UpstreamUnavailable       502 connection refused / reset
-│   └── UpstreamTimeout           504
+│   └── UpstreamTimeout           504 timeout (code stream_deadline_exceeded: a stream's
+│                                     retry.stream_deadline_seconds passed)
 └── AllAttemptsFailed             the status of the last attempt; names every attempt
 
 Messages are written for clients: they never carry secrets, tracebacks or upstream URLs.
@@ -97,6 +104,22 @@ class InputTooLarge(InvalidRequest):
     pass
 
 
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+
+
+class ClientDisconnected(GatewayError):
+    """The client left before its reply was ready; the upstream call was cut (nginx's 499)."""
+
+    status = 499
+    error_type = "client_closed_request"
+    log_level = logging.INFO
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     error_type = "authentication_error"
@@ -135,6 +158,24 @@ class Unavailable(GatewayError):
 
 class ShuttingDown(Unavailable):
     pass
+
+
+class ServerAtCapacity(Unavailable):
+    """Every connection slot is busy with a request (see gateway/connection_guard.py)."""
+
+    error_type = "server_overloaded"
+
+
+class LimiterUnavailable(Unavailable):
+    """Redis is unreachable and limits are configured to fail closed."""
+
+    error_type = "api_error"
+
+
+class LimiterBusy(Unavailable):
+    """Every pooled Redis connection stayed busy for the pool timeout: overload."""
+
+    error_type = "api_error"
 
 
 class StateUnavailable(Unavailable):

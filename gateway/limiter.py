@@ -27,7 +27,7 @@ from typing import Any
 
 from redis.exceptions import MaxConnectionsError
 
-from gateway.errors import GatewayError
+from gateway.errors import LimiterBusy, LimiterUnavailable
 from gateway.limiter_redis import RedisWindows
 from gateway.limiter_windows import (
     Charge,
@@ -47,29 +47,12 @@ __all__ = [
     "Decision",
     "Kind",
     "Limiter",
-    "LimiterUnavailable",
     "RedisWindows",
     "Rule",
     "Window",
 ]
 
 log = logging.getLogger("gateway")
-
-
-class LimiterUnavailable(GatewayError):
-    """Redis is unreachable and limits are configured to fail closed."""
-
-    status = 503
-    error_type = "api_error"
-    log_level = logging.WARNING
-
-
-class LimiterBusy(GatewayError):
-    """Every pooled Redis connection stayed busy for the pool timeout: overload."""
-
-    status = 503
-    error_type = "api_error"
-    log_level = logging.WARNING
 
 
 class Limiter:

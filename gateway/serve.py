@@ -8,9 +8,11 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
+from gateway.connection_guard import ConnectionLimits, GuardedHTTP
 from gateway.observability.logging import configure_logging
 from gateway.observability.multiprocess import prepare_multiprocess_dir
 from gateway.observability.redaction import config_secrets
+from gateway.tokens import encoder
 
 
 def serve(
@@ -22,6 +24,7 @@ def serve(
     workers: int | None = None,
 ) -> int:
     configure_logging(config.logging.level, config_secrets(config))
+    encoder()  # loaded now (~0.3 s), not on the event loop by the first request counted
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
@@ -32,6 +35,9 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": config.server.shutdown_grace_seconds,
         "server_header": False,
+        # Head size, header/body timeouts and the connection cap (connection_guard).
+        "http": GuardedHTTP(ConnectionLimits.from_config(config.server)),
+        "timeout_keep_alive": config.server.keepalive_seconds,
         # The client address is the socket's; X-Forwarded-For is honoured only from the
         # gateway's own configured trusted proxies (auth), never rewritten by uvicorn.
         "proxy_headers": False,
@@ -48,9 +54,14 @@ def serve(
 
 def app_from_env():  # type: ignore[no-untyped-def]
     """Worker entry point: every worker loads the same config file."""
+    path, config = config_from_env()
+    configure_logging(config.logging.level, config_secrets(config))
+    encoder()
+    return create_app(config, config_path=path)
+
+
+def config_from_env() -> tuple[str | None, GatewayConfig]:
     from gateway.config import load_config
 
     path = os.environ.get("GATEWAY_CONFIG")
-    config = load_config(path)
-    configure_logging(config.logging.level, config_secrets(config))
-    return create_app(config, config_path=path)
+    return path, load_config(path)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,11 @@ def free_port() -> int:
 
 @contextmanager
 def gateway_process(
-    config_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
+    config_path: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,  # e.g. lower the child's fd limit
 ) -> Iterator[GatewayProcess]:
     port = free_port()
     log_path = config_path.with_suffix(f".{port}.log")
@@ -50,7 +54,9 @@ def gateway_process(
     full_env = {**os.environ, **(env or {})}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=preexec_fn
+        )
     running = GatewayProcess(process, port, log_path)
     try:
         wait_healthy(running, workers)

@@ -24,8 +24,14 @@ from typing import NoReturn
 from gateway.auth.keys import KeyStore
 from gateway.auth.principal import ADMIN, ANONYMOUS, Principal
 from gateway.config.access import AuthConfig, LimitsConfig, ScopeLimits
-from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied, RateLimited
-from gateway.limiter import Limiter, LimiterUnavailable
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    LimiterUnavailable,
+    PermissionDenied,
+    RateLimited,
+)
+from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.headers import ratelimit_headers, refusal
 from gateway.ratelimit.rules import rules_for

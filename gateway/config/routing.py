@@ -96,6 +96,12 @@ class RetryConfig(Section):
     max_retry_after_seconds: float = Field(
         30.0, ge=0, description="A longer Retry-After moves on instead of waiting."
     )
+    stream_deadline_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="A stream's whole life, from the request's arrival (default: "
+        "deadline_seconds). Past it the stream ends with an error event and [DONE].",
+    )
 
 
 class BreakerConfig(Section):

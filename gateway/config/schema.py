@@ -30,6 +30,32 @@ class ServerConfig(Section):
         0.0, ge=0, description="On SIGTERM, serve this long unready before closing the port."
     )
     reload: ReloadConfig = ReloadConfig()
+    # Connection limits (gateway/connection_guard.py): enforced per connection, before the app.
+    max_header_bytes: int = Field(
+        64 * 1024, ge=4096, description="Request line and headers together; more gets 431."
+    )
+    max_header_line_bytes: int = Field(
+        32 * 1024, ge=1024, description="One header line (or the request line); more gets 431."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="To receive a request's head, from connecting or its first byte."
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, description="To receive a whole request body once its head has arrived."
+    )
+    keepalive_seconds: float = Field(
+        75.0,
+        gt=0,
+        description="Idle time between requests on a connection (above typical "
+        "load balancer idle timeouts, 60 s).",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Open client connections per process. At the cap the oldest idle one is "
+        "closed, or the newcomer gets 503. Default: half the file-descriptor limit less 32 "
+        "(each proxied request also holds an upstream socket).",
+    )
 
 
 class StateConfig(Section):

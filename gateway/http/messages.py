@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, ModelNotFound, PermissionDenied
 from gateway.http.admin_auth import caller
+from gateway.http.disconnect import watch_disconnect
 from gateway.http.openai import request_id
 from gateway.http.reply import ReplyResponse
 from gateway.http.request import parse_body, read_body
@@ -83,7 +84,8 @@ class MessagesEndpoint:
         else:
             ctx.body, dropped = parsed.body, parsed.dropped
             ctx.alias = ctx.body["model"]
-            reply = await runtime.handle(ctx)
+            async with watch_disconnect(receive, ctx):
+                reply = await runtime.handle(ctx)
         if dropped and reply.format != "anthropic" and reply.error is None:
             ctx.response_headers[DROPPED_HEADER] = ", ".join(dropped)
         await ReplyResponse(reply, ctx, ANTHROPIC)(scope, receive, send)

@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.http.disconnect import watch_disconnect
 from gateway.http.reply import ReplyResponse
 from gateway.http.request import parse_body, read_body
 from gateway.runtime import Runtime
@@ -52,5 +53,6 @@ class CompletionEndpoint:
             reply = runtime.observe.reject(ctx, err)
         else:
             ctx.alias = ctx.body["model"]
-            reply = await runtime.handle(ctx)
+            async with watch_disconnect(receive, ctx):
+                reply = await runtime.handle(ctx)
         await ReplyResponse(reply, ctx)(scope, receive, send)

@@ -69,7 +69,7 @@ class ReplyResponse:
         try:
             if self.reply.stream is None:
                 await self.response(scope, receive, send)
-                self.reply.completed = True
+                self.reply.completed = not self.ctx.client_gone
             else:
                 await self._stream(receive, send)
         finally:

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, StoreUnavailable
 from gateway.http.admin_auth import caller
+from gateway.http.disconnect import watch_disconnect
 from gateway.http.openai import request_id
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
 from gateway.http.request import load_object, read_body
@@ -91,11 +92,13 @@ class ResponsesAPI:
             if turn.native:
                 # The cache keys what the gateway models; a native request carries more.
                 ctx.headers["cache-control"] = "no-store"
-            if self.any_native():  # a fallback may reach a native deployment too
-                with native_request(NativeRequest(body, [*turn.history, *turn.input_items])):
+            async with watch_disconnect(receive, ctx):
+                if self.any_native():  # a fallback may reach a native deployment too
+                    items = [*turn.history, *turn.input_items]
+                    with native_request(NativeRequest(body, items)):
+                        reply = await runtime.handle(ctx)
+                else:
                     reply = await runtime.handle(ctx)
-            else:
-                reply = await runtime.handle(ctx)
             try:
                 await responses.prepare(reply, ctx)
             except BaseException:

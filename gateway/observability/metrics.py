@@ -103,6 +103,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self.connection_limits = Counter(
+            "gateway_connection_limits",
+            "Client connections closed or refused at a limit (connection_guard), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.experiment_requests = Counter(
             "gateway_experiment_requests",
             "Requests in an experiment, by experiment, variant and status class.",

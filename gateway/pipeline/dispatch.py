@@ -21,6 +21,7 @@ from gateway.dispatch.retry import backoff_seconds, is_retryable, may_fall_back,
 from gateway.dispatch.stream import prime
 from gateway.errors import (
     AllAttemptsFailed,
+    ClientDisconnected,
     GatewayError,
     ModelNotFound,
     UpstreamError,
@@ -98,6 +99,8 @@ class Dispatch:
                 break
             if time.monotonic() >= deadline:
                 break
+        if ctx.client_gone:
+            raise ClientDisconnected("The client disconnected before a reply was ready.")
         raise final_error(attempts)
 
     async def try_alias(
@@ -122,7 +125,7 @@ class Dispatch:
             timeout = min(model.retry.attempt_timeout_seconds, deadline - time.monotonic())
             previous = deployment
             try:
-                return await self.attempt(ctx, deployment, timeout)
+                return await self.attempt(ctx, deployment, timeout, stream_deadline(model))
             except GatewayError as err:
                 attempts.append((deployment.name, err))
                 if not is_retryable(err):
@@ -149,8 +152,12 @@ class Dispatch:
         return backoff_seconds(model.retry, number, retry_after)
 
     async def attempt(
-        self, ctx: RequestContext, deployment: DeploymentConfig, timeout: float
+        self, ctx: RequestContext, deployment: DeploymentConfig, timeout: float, stream_for: float
     ) -> Reply:
+        """One call to one deployment, within `timeout` (a stream: until its first event),
+        cut at once when the client leaves (`ctx.client_gone`, see http/disconnect)."""
+        if ctx.client_gone:
+            raise ClientDisconnected("The client disconnected before the provider was called.")
         ctx.deployment = deployment.name
         ctx.provider = deployment.provider
         provider = self.providers[deployment.provider]
@@ -159,7 +166,8 @@ class Dispatch:
         self.balancer.started(name)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(max(timeout, 0.001)):
+            async with asyncio.timeout(max(timeout, 0.001)) as wait:
+                ctx.upstream_wait = wait
                 if ctx.raw_body is not None and getattr(provider, "ingress", None) == ctx.ingress:
                     # The deployment speaks the client's format: its raw body goes through.
                     native: NativeProvider = provider  # type: ignore[assignment]
@@ -167,11 +175,16 @@ class Dispatch:
                 else:
                     reply = await provider.send(ctx.endpoint, body, stream=ctx.stream)
                 if reply.stream is not None:
-                    await prime(reply)
+                    await prime(reply, stream_for, ctx.elapsed())
         except (GatewayError, TimeoutError) as exc:
             err = exc if isinstance(exc, GatewayError) else _timeout(timeout)
+            if ctx.client_gone:  # the watcher expired the wait: not the provider's failure
+                self.balancer.finished(name)
+                raise ClientDisconnected("The client disconnected; the call was cut.") from None
             await self.failed(ctx, deployment, err, time.perf_counter() - started)
             raise err from None
+        finally:
+            ctx.upstream_wait = None
         waited = time.perf_counter() - started
         ctx.upstream_seconds += waited
         self.metrics.upstream_duration.labels(deployment.provider, name).observe(waited)
@@ -203,6 +216,11 @@ def final_error(attempts: Attempts) -> GatewayError:
     if len(attempts) == 1 and not is_retryable(attempts[0][1]):
         return attempts[0][1]
     return AllAttemptsFailed(attempts)
+
+
+def stream_deadline(model: ModelConfig) -> float:
+    """Seconds a stream of this alias may run, counted from the request's arrival."""
+    return model.retry.stream_deadline_seconds or model.retry.deadline_seconds
 
 
 def _timeout(seconds: float) -> UpstreamTimeout:

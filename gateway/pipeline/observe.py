@@ -137,7 +137,7 @@ class Observe:
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "tokens_estimated": usage.estimated if usage else None,
-            "completed": reply.completed or not reply.is_stream,
+            "completed": reply.completed or not (reply.is_stream or ctx.client_gone),
             "client_ip": ctx.client_ip,
             **ctx.log_fields,
         }

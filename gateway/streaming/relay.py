@@ -98,14 +98,33 @@ def _usage(usage: object) -> Usage | None:
 
 
 def _content_chars(chunk: dict) -> int:
+    """Characters of output the client received in this chunk: text, and the names and
+    argument text of tool calls (billed like text: a cut tool call is still output)."""
     total = 0
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta") or {}
-        text = delta.get("content") if isinstance(delta, dict) else None
+        if not isinstance(delta, dict):
+            delta = {}
+        text = delta.get("content")
         if text is None:
             text = choice.get("text")  # legacy completions stream
         if isinstance(text, str):
             total += len(text)
+        total += _tool_call_chars(delta)
+    return total
+
+
+def _tool_call_chars(delta: dict) -> int:
+    calls = delta.get("tool_calls")
+    legacy = delta.get("function_call")  # the pre-tools function calling stream
+    total = 0
+    for call in [*(calls if isinstance(calls, list) else ()), {"function": legacy}]:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for field in ("name", "arguments"):
+                value = function.get(field)
+                if isinstance(value, str):
+                    total += len(value)
     return total
