@@ -8,6 +8,7 @@ it forks: workers inherit it and write their metrics there (see observability/mu
 from __future__ import annotations
 
 import os
+import sys
 
 from gateway.observability.multiprocess import prepare_multiprocess_dir, worker_exited
 
@@ -28,3 +29,15 @@ wsgi_app = "gateway.serve:app_from_env()"
 
 def child_exit(server: object, worker: object) -> None:
     worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_starting(server: object) -> None:
+    """In the master, before it binds the port: refuse a config with problems (a missing
+    extra included) with its problem lines, rather than workers failing one by one."""
+    from gateway.config import ConfigError, load_config
+
+    try:
+        load_config(os.environ.get("GATEWAY_CONFIG"))
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1) from None
