@@ -42,7 +42,9 @@ models:
   mock-slow:
     deployments: [{provider: slow, model: mock-slow}]
 """
-EVERY_EXTRA = (CONFIG + """
+EVERY_EXTRA = (
+    CONFIG
+    + """
   claude:
     deployments: [{provider: ant, model: claude-x}]
 cache: {enabled: true, semantic: {enabled: true}}
@@ -51,7 +53,8 @@ routes:
   auto:
     default: mock-small
     classifier: {tiers: {easy: {target: mock-small, examples: [hello]}}}
-""").replace("providers:\n", "providers:\n  ant: {kind: litellm, litellm_provider: anthropic}\n")
+"""
+).replace("providers:\n", "providers:\n  ant: {kind: litellm, litellm_provider: anthropic}\n")
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
 
@@ -169,7 +172,9 @@ def test_healthcheck_reports_healthy(container: Container) -> None:
 def test_workers_metrics_are_merged(container: Container) -> None:
     client = openai.OpenAI(base_url=f"{container.url}/v1", api_key="k", max_retries=0)
     for _ in range(6):
-        client.chat.completions.create(model="mock-small", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="mock-small", messages=[{"role": "user", "content": "x"}]
+        )
     for _ in range(4):  # a new connection each: either worker answers, both must agree
         text = httpx.get(f"{container.url}/metrics", headers={"connection": "close"}).text
         assert value(samples(text), "gateway_requests_total", model="mock-small") == 6
