@@ -17,7 +17,7 @@ from gateway.config.schema import GatewayConfig
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
 from gateway.http.hot_paths import HotPaths
-from gateway.http.models import models_endpoint
+from gateway.http.models import model_endpoint, models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
 from gateway.observability.metrics import Metrics
@@ -54,6 +54,7 @@ def create_app(
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
+        Route("/v1/models/{model:path}", model_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),
         Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),

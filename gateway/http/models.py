@@ -1,4 +1,4 @@
-"""GET /v1/models: the aliases and routes a caller may use.
+"""GET /v1/models (the aliases and routes a caller may use) and GET /v1/models/{id}.
 
 With keys configured it needs a valid key, checked by the auth stage's own code (per-IP
 limits, failed attempts counted, expiry), and lists only what that key may use (as
@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.auth.keys import KeyStore
 from gateway.auth.principal import ANONYMOUS, Principal
 from gateway.context import RequestContext
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ModelNotFound
 from gateway.http.admin_auth import Handler
 from gateway.http.openai import request_id
 from gateway.pipeline.access import build_limiter
@@ -62,13 +62,39 @@ def models_endpoint(runtime: Runtime) -> Handler:
             principal = await check.principal(request)
         except GatewayError as err:
             return JSONResponse(err.to_body(), status_code=err.http_status, headers=err.headers)
-        created = int(runtime.started_at)
-        aliases = [*runtime.config.models, *runtime.config.routes]
         data = [
-            {"id": alias, "object": "model", "created": created, "owned_by": "gateway"}
-            for alias in aliases
+            model_entry(alias, runtime)
+            for alias in (*runtime.config.models, *runtime.config.routes)
             if principal.may_use(alias)
         ]
         return JSONResponse({"object": "list", "data": data})
 
     return models
+
+
+def model_endpoint(runtime: Runtime) -> Handler:
+    """One alias or route (the openai SDK's `models.retrieve`); an unknown one and one the
+    key may not use get the same 404, so a key cannot probe for aliases it is denied."""
+    check = ModelsAuth(runtime)
+
+    async def model(request: Request) -> Response:
+        try:
+            principal = await check.principal(request)
+            alias = request.path_params["model"]
+            configured = alias in runtime.config.models or alias in runtime.config.routes
+            if not (configured and principal.may_use(alias)):
+                raise ModelNotFound(alias)
+        except GatewayError as err:
+            return JSONResponse(err.to_body(), status_code=err.http_status, headers=err.headers)
+        return JSONResponse(model_entry(alias, runtime))
+
+    return model
+
+
+def model_entry(alias: str, runtime: Runtime) -> dict[str, object]:
+    return {
+        "id": alias,
+        "object": "model",
+        "created": int(runtime.started_at),
+        "owned_by": "gateway",
+    }

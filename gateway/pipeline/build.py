@@ -45,6 +45,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             services.metrics,
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
+            aliases=frozenset(config.models) | frozenset(config.routes),
         ),
         # auth: key -> Principal (401/403); ratelimit: requests before, tokens settled after (429)
         *auth_stages(config, services),
