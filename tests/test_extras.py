@@ -11,6 +11,7 @@ see the extra; a venv without it per extra would cost minutes of installs.)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -142,3 +143,28 @@ def test_missing_extras_is_empty_for_the_quickstart() -> None:
     assert missing_extras(load_config_text(BASE)) == []
     with pytest.raises(ConfigError):
         load_config_text(LITELLM.replace("litellm_provider: anthropic", ""))
+
+
+GUNICORN_WITHOUT = (
+    "import sys; sys.modules.update(dict.fromkeys(sys.argv[1].split(','))); "
+    "from gunicorn.app.wsgiapp import run; "
+    "sys.argv = ['gunicorn', '-c', 'python:gateway.gunicorn_conf', '--bind', sys.argv[2]]; run()"
+)
+
+
+def test_container_entry_point_refuses_before_binding(tmp_path: Path) -> None:
+    """The image runs gunicorn: its master checks the config before it binds the port."""
+    config, blocked, key_path, install = CASES["litellm"]
+    path = tmp_path / "gateway.yaml"
+    path.write_text(config)
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_CONFIG": str(path),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    command = [sys.executable, "-c", GUNICORN_WITHOUT, ",".join(blocked), f"127.0.0.1:{port}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert key_path in result.stderr and install in result.stderr
+    assert "Booting worker" not in result.stderr and "Listening at" not in result.stderr
