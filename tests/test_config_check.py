@@ -11,22 +11,15 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config_text
+from tests.test_config import GOOD as CONFIG
 
-GOOD = """
-providers:
-  openai:
-    kind: openai
-    base_url: https://api.openai.com/v1
-    api_key: ${OPENAI_API_KEY}
-  mock: {kind: mock}
-models:
-  smart:
-    deployments:
-      - {provider: openai, model: gpt-4o, weight: 3}
-      - {provider: mock, model: m}
+GOOD = (
+    CONFIG
+    + """
 limits:
   default_key: {requests: ["60/minute"]}
 """
+)
 
 # (edits applied to GOOD, every problem line expected — exactly these, in any order)
 CASES = {
@@ -117,3 +110,9 @@ def test_check_command_prints_all_problems_and_exits_1(tmp_path: Path) -> None:
     assert f"{path}: {len(expected)} problem(s)" in result.stderr
     for problem in expected:
         assert f"  {problem}" in result.stderr
+    good = subprocess.run(
+        [sys.executable, "-m", "gateway", "check", "config/quickstart.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stderr
