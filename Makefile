@@ -34,7 +34,8 @@ install-test: $(BIN)/python
 
 # `gateway check` first: a config that needs an extra not installed says which and how.
 run: install
-	$(BIN)/gateway check $(or $(CONFIG),gateway/quickstart.yaml)
+	@$(BIN)/gateway check $(or $(CONFIG),gateway/quickstart.yaml) || { \
+	  echo "(in this checkout: make run CONFIG=$(CONFIG) EXTRAS=all installs every extra)"; exit 1; }
 	$(BIN)/gateway serve $(if $(CONFIG),--config $(CONFIG),)
 
 lint: install-test
