@@ -111,7 +111,7 @@ def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
     tightest: dict[str, Window] = {}
     for window in windows:
-        kind = window.rule.kind
+        kind: str = window.rule.kind
         if kind not in tightest or window.remaining < tightest[kind].remaining:
             tightest[kind] = window
     now = time.time()
