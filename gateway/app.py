@@ -18,7 +18,7 @@ from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import admin, experiments
 from gateway.http.hot_paths import HotPaths
 from gateway.http.messages import messages_endpoints
-from gateway.http.models import models_endpoint
+from gateway.http.models import model_endpoint, models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
 from gateway.http.responses import ResponsesAPI
@@ -61,6 +61,7 @@ def create_app(
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         *responses.routes(),  # GET, DELETE /v1/responses/{id}, its input_items
         Route("/v1/models", models_endpoint(runtime), methods=["GET"]),
+        Route("/v1/models/{model:path}", model_endpoint(runtime), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready_endpoint(runtime), methods=["GET"]),
         Route("/admin/reload", reload_endpoint(reloader), methods=["POST"]),

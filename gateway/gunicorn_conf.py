@@ -8,6 +8,7 @@ it forks: workers inherit it and write their metrics there (see observability/mu
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from uvicorn.workers import UvicornWorker
@@ -46,3 +47,15 @@ class GatewayWorker(UvicornWorker):
         # uvicorn types `http` as a protocol class; a factory with the same call is what it uses
         self.config.http = GuardedHTTP(ConnectionLimits.from_config(config.server))  # type: ignore[assignment]
         self.config.timeout_keep_alive = config.server.keepalive_seconds  # type: ignore[assignment]
+
+
+def on_starting(server: object) -> None:
+    """In the master, before it binds the port: refuse a config with problems (a missing
+    extra included) with its problem lines, rather than workers failing one by one."""
+    from gateway.config import ConfigError, load_config
+
+    try:
+        load_config(os.environ.get("GATEWAY_CONFIG"))
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1) from None

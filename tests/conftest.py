@@ -1,10 +1,21 @@
+"""Shared fixtures, and what the suite needs from the machine.
+
+Redis (REDIS_URL, default redis://127.0.0.1:6379/0): tests that use it skip, with one line
+saying how to start it; with GATEWAY_REQUIRE_REDIS=1 (CI) the run stops at once instead.
+promtool: its tests skip without it; with GATEWAY_REQUIRE_PROMTOOL=1 the run stops at once.
+The image tests need Docker; GATEWAY_SKIP_IMAGE=1 skips them (tests/test_image.py).
+"""
+
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from functools import cache
 
 import pytest
+import redis
 
 from gateway.app import create_app
 from gateway.config import load_config_text
@@ -15,9 +26,50 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("UPSTREAM_KEY", "sk-upstream-secret-123456")
 
 
+REDIS_HINT = "start it with `redis-server --daemonize yes --save ''` or run .ci/run"
+PROMTOOL_HINT = "install it with `apt-get install prometheus` (Debian) or run .ci/run"
+
+
+def configured_redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@cache
+def redis_problem(url: str) -> str | None:
+    """None when Redis answers at `url`, else one line saying what is wrong and what to do."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"Redis is not reachable at {url} ({type(exc).__name__}): {REDIS_HINT}"
+    finally:
+        client.close()
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
+        problem = redis_problem(configured_redis_url())
+        if problem:
+            pytest.exit(f"GATEWAY_REQUIRE_REDIS=1: {problem}", returncode=1)
+    if os.environ.get("GATEWAY_REQUIRE_PROMTOOL") == "1" and not shutil.which("promtool"):
+        pytest.exit(f"GATEWAY_REQUIRE_PROMTOOL=1: promtool is missing; {PROMTOOL_HINT}", 1)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    redis_state = redis_problem(configured_redis_url()) or f"ok at {configured_redis_url()}"
+    promtool = "ok" if shutil.which("promtool") else f"missing, its tests skip ({PROMTOOL_HINT})"
+    return [f"redis: {redis_state}", f"promtool: {promtool}"]
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    """The shared Redis; skips the test (outside CI) with how to start it when it is down."""
+    url = configured_redis_url()
+    problem = redis_problem(url)
+    if problem:
+        pytest.skip(problem)
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from helm_python.chart import Chart
+from helm_python.errors import HelmRenderError
 
 from gateway.config import load_config_text
 
@@ -18,8 +19,10 @@ CHART = Path(__file__).resolve().parent.parent / "helm" / "gateway"
 KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]
 CRDS = {"ServiceMonitor"}  # Prometheus Operator kinds: not in the Kubernetes schemas
 
+PRODUCTION = yaml.safe_load((CHART / "values-production.yaml").read_text())
 VALUE_SETS = {
     "defaults": {},
+    "production-example": PRODUCTION,
     "in-cluster-redis-and-monitoring": {
         "redis": {"enabled": True},
         "serviceMonitor": {
@@ -31,6 +34,7 @@ VALUE_SETS = {
         "redis": {"urlSecret": {"name": "redis", "key": "url"}},
         "secretEnv": [{"name": "OPENAI_API_KEY", "secret": "llm-keys", "key": "openai"}],
         "envFromSecrets": ["more-keys"],
+        "replicaCount": 3,
         "autoscaling": {"enabled": False},
         "podDisruptionBudget": {"enabled": False},
         "dashboards": {"enabled": False},
@@ -79,14 +83,14 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         kubernetes_validate.validate(doc, version, strict=True)  # raises on any problem
 
 
-def test_default_chart_has_probes_autoscaling_budget_and_hardened_pod() -> None:
+def test_default_chart_is_one_hardened_pod_with_probes() -> None:
     docs = render({})
     kinds = by_kind(docs)
-    assert set(kinds) >= {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler"}
+    assert set(kinds) >= {"Deployment", "Service", "ConfigMap"}
     assert "Secret" not in kinds  # secrets are referenced, never rendered
-    hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
-    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
-    assert kinds["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
+    # In-memory state: one pod (more would each enforce their own limits), so no HPA or PDB.
+    assert "HorizontalPodAutoscaler" not in kinds and "PodDisruptionBudget" not in kinds
+    assert gateway_deployment(docs)["spec"]["replicas"] == 1
     pod = gateway_deployment(docs)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -134,3 +138,54 @@ def test_service_monitor_scrapes_the_gateway_service_port() -> None:
     redis_pods = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "gw-gateway-redis")
     redis_labels = redis_pods["spec"]["template"]["metadata"]["labels"]
     assert not service["spec"]["selector"].items() <= redis_labels.items()
+
+
+SCALED = {
+    "fixed-replicas": {"replicaCount": 3},
+    "autoscaled": {"autoscaling": {"enabled": True, "maxReplicas": 5}},
+}
+
+
+@pytest.mark.parametrize("scaled", SCALED.values(), ids=SCALED.keys())
+def test_several_pods_without_shared_state_are_refused_at_render_time(
+    scaled: dict[str, Any],
+) -> None:
+    with pytest.raises(HelmRenderError, match="more than one replica without a shared state"):
+        render(scaled)
+    allowed = render({**scaled, "allowUnsharedState": True})
+    with_redis = render({**scaled, "redis": {"url": "redis://redis:6379/0"}})
+    for docs in (allowed, with_redis):
+        assert gateway_deployment(docs)
+
+
+@pytest.mark.parametrize(
+    ("values", "image"),
+    [
+        ({}, "gateway:0.1.0"),  # what `make image` tags, at the chart's appVersion
+        (
+            {"image": {"repository": "registry.example.com/gw", "tag": "7"}},
+            "registry.example.com/gw:7",
+        ),
+    ],
+)
+def test_image_comes_from_values(values: dict[str, Any], image: str) -> None:
+    container = gateway_deployment(render(values))["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == image
+
+
+def test_production_example_shares_redis_autoscales_and_is_monitored() -> None:
+    docs = render(PRODUCTION)
+    kinds = by_kind(docs)
+    assert kinds["HorizontalPodAutoscaler"][0]["spec"]["minReplicas"] == 3
+    assert kinds["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 2
+    assert kinds["ServiceMonitor"][0]["spec"]["endpoints"][0]["bearerTokenSecret"]["name"]
+    text = kinds["ConfigMap"][0]["data"]["gateway.yaml"]
+    env = {
+        "OPENAI_API_KEY": "k1",
+        "ANTHROPIC_API_KEY": "k2",
+        "GATEWAY_METRICS_TOKEN": "k3",
+        "GATEWAY_REDIS_URL": "redis://redis:6379/0",
+    }
+    config = load_config_text(text, env)
+    assert config.state.backend == "redis"
+    assert {p.kind for p in config.providers.values()} == {"openai", "litellm"}

@@ -1,4 +1,5 @@
-"""Load a config: YAML → literal-secret check → ${ENV} substitution → schema → references."""
+"""Load a config: YAML → literal-secret check → ${ENV} substitution → schema → references
+→ installed extras. Every problem found is reported at once, each with its key path."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.config.cache import cache_references
+from gateway.config.extras import missing_extras
+from gateway.config.problems import describe_errors
 from gateway.config.references import routing_references
 from gateway.config.schema import GatewayConfig
 
@@ -50,13 +53,13 @@ def load_config_text(text: str, env: Mapping[str, str] | None = None) -> Gateway
         raise ConfigError(["<root>: expected a mapping of sections"])
     problems = list(_literal_secrets(raw))
     resolved = _substitute(raw, env, "", problems)
-    if problems:
-        raise ConfigError(problems)
     try:
         config = GatewayConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
-    problems = list(check_references(config))
+        # Names across sections and installs are checked only on a config that parses.
+        raise ConfigError(problems + describe_errors(exc.errors(), GatewayConfig)) from None
+    problems += check_references(config)
+    problems += missing_extras(config)
     if problems:
         raise ConfigError(problems)
     return config
@@ -113,16 +116,6 @@ def _substitute(node: Any, env: Mapping[str, str], path: str, problems: list[str
         return ""
 
     return ENV_REF.sub(replace, node)
-
-
-def _describe(error: Any) -> str:
-    path = ""
-    for part in error["loc"]:
-        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    return f"{path or '<root>'}: {message}"
 
 
 def _join(path: str, key: str) -> str:

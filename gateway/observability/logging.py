@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
     from gateway.config.schema import GatewayConfig
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# A default object repr ("<litellm._logging.X object at 0x7f…>") says nothing to a reader
+# and changes every run: a record attribute holding one (litellm stamps records with a
+# bare `object()`) is left out, and one inside text loses its address.
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+_PLAIN = (str, int, float, bool, dict, list, tuple, type(None))
 
 
 class JSONFormatter(logging.Formatter):
@@ -35,11 +41,16 @@ class JSONFormatter(logging.Formatter):
             "msg": redact.text(record.getMessage()),
         }
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = redact.value(value, key)
+            if key in _RESERVED or key.startswith("_") or _opaque(value):
+                continue
+            entry[key] = redact.value(value, key)
         if record.exc_info:
             entry["exc"] = redact.text(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+        return _OBJECT_REPR.sub(r"<\1>", orjson.dumps(entry, default=str).decode())
+
+
+def _opaque(value: object) -> bool:
+    return not isinstance(value, _PLAIN) and _OBJECT_REPR.fullmatch(str(value)) is not None
 
 
 def update_log_settings(config: GatewayConfig) -> None:

@@ -25,6 +25,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
             ledger=services.records.ledger_sink(price_book(config)) if services.records else None,
+            aliases=frozenset(config.models) | frozenset(config.routes),
         ),
         *auth_stages(config, services),  # key -> Principal (401/403)
         Route.build(config, services),  # experiment variant, route rules -> target alias

@@ -55,9 +55,13 @@ class Observe:
         access_log: bool,
         log_prompts: bool = False,
         ledger: Callable[[RequestContext, Reply], None] | None = None,
+        aliases: frozenset[str] = frozenset(),
     ) -> None:
         self.metrics = metrics
         self.ledger = ledger  # queues the usage-ledger row of each finished request
+        # The configured model aliases and routes: the only model label values (a refused
+        # request is counted under the alias it asked for when that alias exists).
+        self.aliases = aliases
         self.access_log = access_log
         self.log_prompts = log_prompts  # prompt/completion text in the access log
         self._series: dict[tuple[str, str], ModelSeries] = {}
@@ -82,13 +86,16 @@ class Observe:
         except Exception:
             errors_log.exception("unhandled error", extra={"request_id": ctx.request_id})
             reply = error_reply(GatewayError("The gateway failed to handle this request."))
+        # The gateway's own time until the reply (or a stream's first event): everything
+        # but the waits on providers; retry backoff counts as the gateway's (README).
         overhead = max(0.0, ctx.elapsed() - ctx.upstream_seconds)
-        ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead * 1000:.2f}"
+        overhead_ms = round(overhead * 1000, 2)
+        ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead_ms:.2f}"
         self._overhead[endpoint_label(ctx)].observe(overhead)
 
         async def record(done: Reply) -> None:
             self.metrics.in_flight.dec()
-            self.record(ctx, done)
+            self.record(ctx, done, overhead_ms)
 
         if self.log_prompts and reply.is_stream:
             reply.collect_chunks = True  # the completion text is logged when it ends
@@ -105,12 +112,13 @@ class Observe:
         reply.on_complete(record)
         return reply
 
-    def record(self, ctx: RequestContext, reply: Reply) -> None:
+    def record(self, ctx: RequestContext, reply: Reply, overhead_ms: float | None = None) -> None:
         if self.ledger is not None:
             self.ledger(ctx, reply)
         duration = ctx.elapsed()
         # Only configured aliases become label values: a client must not mint new series.
-        model = ctx.alias if ctx.target_alias else "unknown"
+        known = ctx.target_alias or ctx.alias in self.aliases
+        model = ctx.alias if known else "unknown"
         series = self.series(endpoint_label(ctx), model)
         series.count(reply.status)
         series.duration.observe(duration)
@@ -133,7 +141,7 @@ class Observe:
             "stream": ctx.stream,
             "duration_ms": round(duration * 1000, 2),
             "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
-            "overhead_ms": ctx.response_headers.get("x-gateway-overhead-ms"),
+            "overhead_ms": overhead_ms,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "tokens_estimated": usage.estimated if usage else None,

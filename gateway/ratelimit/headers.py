@@ -29,7 +29,7 @@ def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
     tightest: dict[str, Window] = {}
     for window in windows:
-        kind = window.rule.kind
+        kind: str = window.rule.kind
         if kind not in tightest or window.remaining < tightest[kind].remaining:
             tightest[kind] = window
     now = time.time()
@@ -37,8 +37,18 @@ def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
     for kind, window in tightest.items():
         headers[f"x-ratelimit-limit-{kind}"] = str(window.rule.item.amount)
         headers[f"x-ratelimit-remaining-{kind}"] = str(window.remaining)
-        headers[f"x-ratelimit-reset-{kind}"] = duration(window.reset_at - now)
+        headers[f"x-ratelimit-reset-{kind}"] = duration(window_reset_in(window, now))
     return headers
+
+
+def window_reset_in(window: Window, now: float) -> float:
+    """Seconds until the window's current period ends (its count then starts to expire);
+    0 while nothing is counted. Taken from the rule and the clock alone, not the backend's
+    read: both backends align periods to multiples of their length since the epoch."""
+    if window.remaining >= window.rule.item.amount:
+        return 0.0
+    period = window.rule.item.get_expiry()
+    return period - now % period
 
 
 def duration(seconds: float) -> str:

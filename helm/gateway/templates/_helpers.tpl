@@ -58,3 +58,16 @@ app.kubernetes.io/component: gateway
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
+
+{{/* More than one pod without a shared state backend: each pod would enforce its own rate
+limits, budgets and cache, so N pods allow N times the configured limits. Refused unless
+allowUnsharedState is set. */}}
+{{- define "gateway.checkSharedState" -}}
+{{- $many := gt (int .Values.replicaCount) 1 -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- $many = gt (int .Values.autoscaling.maxReplicas) 1 -}}
+{{- end -}}
+{{- if and $many (not (include "gateway.redisEnabled" .)) (not .Values.allowUnsharedState) -}}
+{{- fail "more than one replica without a shared state backend: every pod would enforce its own rate limits, budgets and cache. Set redis.url, redis.urlSecret or redis.enabled (see values-production.yaml), run one replica, or set allowUnsharedState: true to accept per-pod limits." -}}
+{{- end -}}
+{{- end -}}
