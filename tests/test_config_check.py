@@ -44,7 +44,7 @@ CASES = {
             ("  mock: {kind: mock}", "  mock: {kind: mock}\n  ant: {kind: litellm}"),
         ],
         [
-            "providers.openai.kind: Input should be 'openai', 'litellm' or 'mock' "
+            "providers.openai.kind: Input should be 'openai', 'litellm', 'mock' or 'anthropic' "
             "(did you mean 'openai'?)",
             "providers.ant: litellm_provider is required for kind 'litellm'",
             "limts: unknown key (did you mean 'limits'?)",

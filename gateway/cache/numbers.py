@@ -23,8 +23,15 @@ _SUFFIXES = {"k": 10**3, "K": 10**3, "M": 10**6, "bn": 10**9}
 _NUMERIC_WORDS = frozenset([*NUMBER_WORDS, *SCALES, *ORDINALS, *MULTIPLIERS, "k", "bn"])
 
 
+MAX_PLAIN_DIGITS = 24  # longer values are written in scientific form (bounded length)
+MAX_EXPONENT_DIGITS = 6  # "1e999999999" is compared as written, never expanded
+
+
 def canonical(value: Decimal) -> str:
-    """The value as plain digits: 1500, 0.5, -5 (never 1.5E+3)."""
+    """The value as plain digits: 1500, 0.5, -5 (never 1.5E+3), unless it is too long to
+    write out: then its normalised scientific form (1E+40), which still compares by value."""
+    if not value.is_finite() or abs(value.adjusted()) > MAX_PLAIN_DIGITS:
+        return str(value.normalize())
     if value == value.to_integral_value():
         return str(value.quantize(Decimal(1)))
     return format(value.normalize(), "f")
@@ -39,11 +46,16 @@ def digit_values(text: str) -> list[str]:
             found.append(f"#{literal}")
             continue
         multiplier = _SUFFIXES.get(suffix) or SCALES.get(scale.lower(), 1)
-        if exponent:
-            multiplier = 10 ** int(exponent[1:])
+        if len(exponent) > MAX_EXPONENT_DIGITS + 1 or len(literal) > MAX_PLAIN_DIGITS:
+            # Past exact decimal arithmetic: compared as written (two long numbers that
+            # differ only in their last digits must never read as one value).
+            found.append(("-" if sign else "") + literal + exponent + suffix + scale.lower())
+            continue
         try:
             value = Decimal(literal) * multiplier
-        except InvalidOperation:
+            if exponent:  # scaleb: no 10**n integer is ever built
+                value = Decimal(literal).scaleb(int(exponent[1:]))
+        except (InvalidOperation, ArithmeticError):
             continue
         if multiplier == 1 and "." in literal and value != value.to_integral_value():
             text_value = literal  # "3.10" is not "3.1" (a version), but "1.0" is "1"

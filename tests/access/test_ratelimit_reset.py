@@ -12,7 +12,7 @@ import pytest
 from limits import parse as parse_rate
 
 from gateway.limiter import Rule, Window
-from gateway.pipeline.ratelimit import duration, window_reset_in
+from gateway.ratelimit.headers import duration, window_reset_in
 from tests.access.conftest import KEY_A, KEYS_YAML, redis_state
 from tests.servers import RunningServer
 
