@@ -41,6 +41,7 @@ run: install
 lint: install-test
 	$(BIN)/ruff check gateway tests benchmarks
 	$(BIN)/ruff format --check gateway tests benchmarks
+	$(BIN)/mypy gateway
 
 test: install-test lint
 	$(BIN)/python -m pytest -q

@@ -126,7 +126,7 @@ class SpendStore:
         released = {"reserved_tokens": -reservation.tokens, "reserved_usd": -reservation.usd}
         await self.state.debit({key: dict(released) for key in reservation.keys})
 
-    async def usage(self, scope: str, name: str) -> dict[str, dict[str, float]]:
+    async def usage(self, scope: str, name: str) -> dict[str, dict[str, float | str]]:
         ids = period_ids()
         keys = [spend_key(scope, name, p, ids[p]) for p in PERIODS]
         spent = await self.state.hgetall_many(keys)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
 from gateway.errors import ShuttingDown
 from gateway.providers.registry import build_provider
 from gateway.services import Services
-from gateway.types import Next, Provider, Reply
+from gateway.types import Next, Provider, Reply, Stream
 
 log = logging.getLogger("gateway")
 
@@ -57,7 +57,7 @@ class InFlight:
         return call
 
 
-async def end_on(stream: AsyncIterator[bytes], stop: asyncio.Event) -> AsyncIterator[bytes]:
+async def end_on(stream: Stream, stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
     """Pass a stream through until `stop` is set (the shutdown grace period is nearly
     over); then end it the documented way, an error event and [DONE], rather than let the
     server cut the connection. Checked between events: no cost per event."""
@@ -106,6 +106,7 @@ def retire_when_idle(
 def leftovers(old: Services, new: Services) -> list[Callable[[], Awaitable[None]]]:
     """Close functions for what `old` had and `new` does not reuse."""
     kept = {id(p) for p in new.providers.values()}
+    closers: list[Callable[[], Awaitable[None]]]
     closers = [p.aclose for p in old.providers.values() if id(p) not in kept]
     if old.state is not new.state:
         closers.append(old.state.aclose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import uvicorn
 
@@ -28,7 +29,7 @@ def serve(
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
-    common = {
+    common: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_config": None,

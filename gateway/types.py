@@ -41,6 +41,17 @@ class Usage:
         return cls(prompt, completion)
 
 
+class Stream(Protocol):
+    """An upstream reply's events: iterated once, and closed (releasing the upstream) by
+    whoever owns it, also when iteration never started. Async generators are Streams."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
 CompletionCallback = Callable[["Reply"], Awaitable[None]]
 
 
@@ -57,7 +68,7 @@ class Reply:
     """
 
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[bytes] | None = None
+    stream: Stream | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     usage: Usage | None = None
@@ -87,12 +98,10 @@ class Reply:
         # and tokens must still be settled and upstream connections still released.
         with anyio.CancelScope(shield=True):
             if self.stream is not None:
-                aclose = getattr(self.stream, "aclose", None)
-                if aclose is not None:
-                    try:
-                        await aclose()
-                    except Exception:  # a failing close must not skip the callbacks
-                        log.exception("closing upstream stream failed")
+                try:
+                    await self.stream.aclose()
+                except Exception:  # a failing close must not skip the callbacks
+                    log.exception("closing upstream stream failed")
             # Registration order: inner stages registered first and finish first, so the
             # outermost (observe: access log, request span) sees everything settled.
             for callback in self._callbacks:

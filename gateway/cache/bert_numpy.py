@@ -115,7 +115,8 @@ def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.n
     mean = x.mean(-1, keepdims=True)
     centred = x - mean
     var = (centred * centred).mean(-1, keepdims=True)
-    return centred / (var + eps) ** 0.5 * g + b
+    normed: np.ndarray = centred / (var + eps) ** 0.5 * g + b
+    return normed
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -127,7 +128,8 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     a1, a2, a3, a4, a5 = _ERF_A
     poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
     erf = np.copysign(1 - poly * np.exp(-z * z), x)
-    return 0.5 * x * (1 + erf)
+    gelu: np.ndarray = 0.5 * x * (1 + erf)
+    return gelu
 
 
 def _attention(x: np.ndarray, bias: np.ndarray, layer: Layer, heads: int) -> np.ndarray:
@@ -141,7 +143,8 @@ def _attention(x: np.ndarray, bias: np.ndarray, layer: Layer, heads: int) -> np.
     scores = np.exp(scores - scores.max(-1, keepdims=True))
     scores /= scores.sum(-1, keepdims=True)
     context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
-    return context @ layer.out_w + layer.out_b
+    out: np.ndarray = context @ layer.out_w + layer.out_b
+    return out
 
 
 def forward(bert: Bert, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -170,7 +170,7 @@ def run_eval_command(path: str | None, threshold: float | None) -> int:
     path = str(shipped_path(path or "dev")) if path in (None, *SHIPPED) else path
     policy = MatchPolicy() if threshold is None else MatchPolicy(threshold=threshold)
     try:
-        report = asyncio.run(evaluate(path, LocalMiniLMEmbedder(), policy))
+        report = asyncio.run(evaluate(path or "", LocalMiniLMEmbedder(), policy))
     except (OSError, ValueError, ModuleNotFoundError) as exc:
         print(f"gateway cache eval: {exc}", file=sys.stderr)
         return 2

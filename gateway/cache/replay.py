@@ -8,7 +8,7 @@ client asked with `stream_options.include_usage`. Legacy completions replay as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ import orjson
 
 async def replay(
     body: dict[str, Any], *, include_usage: bool, on_end: Callable[[], None] | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Stream payloads for `body`; `on_end` runs when the stream ends or is closed."""
     try:
         for chunk in replay_chunks(body, include_usage=include_usage):
@@ -49,7 +49,9 @@ def _chat_parts(choice: dict[str, Any]) -> list[dict[str, Any]]:
     index = choice.get("index", 0)
     message = choice.get("message") or {}
 
-    def part(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> dict:
+    def part(
+        delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+    ) -> dict[str, Any]:
         return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
     parts = [part({"role": message.get("role") or "assistant", "content": ""})]

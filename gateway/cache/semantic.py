@@ -71,7 +71,8 @@ class SemanticCache:
     async def embed(self, text: str) -> np.ndarray | None:
         """The text's vector, or None when the embedder fails (then the cache steps aside)."""
         try:
-            return (await self.embedder.embed([text]))[0]
+            vector: np.ndarray = (await self.embedder.embed([text]))[0]
+            return vector
         except Exception as exc:
             log.warning("semantic cache embedding failed: %s", type(exc).__name__)
             return None

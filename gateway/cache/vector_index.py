@@ -194,6 +194,6 @@ def _top_k(scores: np.ndarray, k: int) -> list[int]:
     import numpy as np
 
     if k >= len(scores):
-        return np.argsort(-scores, kind="stable").tolist()
+        return list(np.argsort(-scores, kind="stable").tolist())
     part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")].tolist()
+    return list(part[np.argsort(-scores[part], kind="stable")].tolist())

@@ -14,4 +14,5 @@ def l2_normalise(rows: np.ndarray) -> np.ndarray:
 
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.maximum(norms, 1e-12)
+    normalised: np.ndarray = rows / np.maximum(norms, 1e-12)
+    return normalised

@@ -42,7 +42,7 @@ class Database:
 
         async def select_one() -> bool:
             pool = await self.pool()
-            return await pool.fetchval("SELECT 1") == 1
+            return bool(await pool.fetchval("SELECT 1") == 1)
 
         try:
             return await asyncio.wait_for(select_one(), timeout)

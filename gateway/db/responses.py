@@ -55,7 +55,7 @@ class PostgresResponseStore:
         done = await pool.execute(
             "DELETE FROM stored_responses WHERE key_id = $1 AND id = $2", key_id, id
         )
-        return done != "DELETE 0"
+        return bool(done != "DELETE 0")
 
     async def purge_expired(self) -> int:
         pool = await self.db.pool()

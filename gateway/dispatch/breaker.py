@@ -123,7 +123,7 @@ class Breakers:
             count = await self._shared_call(
                 "incr", f"breaker:{name}:failures", 1, self.config.window_seconds
             )
-            if count is not None and count >= self.config.failures:
+            if isinstance(count, int | float) and count >= self.config.failures:
                 breaker.trip(now)
                 opened = True
         if opened:

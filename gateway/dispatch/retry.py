@@ -41,7 +41,7 @@ def backoff_seconds(
     """Exponential backoff with equal jitter (half fixed, half random), at least the
     upstream's Retry-After when it names one. `retry_number` counts from 1."""
     ceiling = min(policy.backoff_max_ms, policy.backoff_base_ms * 2 ** (retry_number - 1)) / 1000
-    delay = ceiling / 2 + (rng or random).random() * ceiling / 2
+    delay: float = ceiling / 2 + (rng or random).random() * ceiling / 2
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

@@ -8,10 +8,9 @@ read timeout) is cut when the request's stream time is up, and the relay reports
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 from gateway.errors import UpstreamTimeout
-from gateway.types import Reply
+from gateway.types import Reply, Stream
 
 
 class PrimedStream:
@@ -21,9 +20,7 @@ class PrimedStream:
     A class rather than an async generator: `aclose()` must release the upstream even
     when iteration never started (a client gone before the first byte)."""
 
-    def __init__(
-        self, first: bytes | None, rest: AsyncIterator[bytes], expires: float, seconds: float
-    ) -> None:
+    def __init__(self, first: bytes | None, rest: Stream, expires: float, seconds: float) -> None:
         self._first = first
         self._rest = rest
         self._expires = expires

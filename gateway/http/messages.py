@@ -8,7 +8,7 @@ deployment answered. Every error, before or after the first byte, is in Anthropi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import orjson
@@ -43,7 +43,7 @@ class AnthropicRenderer:
         stops = ctx.raw_body.get("stop_sequences") if ctx.raw_body else None
         return orjson.dumps(message_body(reply.body or {}, ctx.request_id, stops))
 
-    def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+    def events(self, reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         if reply.format == "anthropic":
             return native_events(reply, ctx)
         return message_events(reply, ctx)

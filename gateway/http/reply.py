@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +25,7 @@ class Renderer(Protocol):
 
     def body(self, reply: Reply, ctx: RequestContext) -> bytes: ...
 
-    def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]: ...
+    def events(self, reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class OpenAIRenderer:
     def body(self, reply: Reply, ctx: RequestContext) -> bytes:
         return orjson.dumps(reply.body)
 
-    def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+    def events(self, reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         return relay(reply, ctx)
 
 

@@ -44,7 +44,7 @@ def exposition(registry: CollectorRegistry) -> bytes:
     if multiprocess_dir() is None:
         return generate_latest(registry)
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)
+    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
     return generate_latest(merged)
 
 
@@ -53,4 +53,4 @@ def worker_exited(pid: int) -> None:
     from prometheus_client import multiprocess
 
     if multiprocess_dir() is not None:
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -14,7 +14,7 @@ Usage is read from the reply or from the stream's message_start / message_delta 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -113,7 +113,7 @@ class AnthropicProvider(OpenAIProvider):
             raise UpstreamError("The provider sent a JSON reply that is not an object.")
         return message, usage_of(message.get("usage"))
 
-    async def _chat_chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _chat_chunks(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         decoder, writer = SSEDecoder(), ChunkWriter()
         try:
             async for chunk in response.content.iter_any():
@@ -130,7 +130,7 @@ class AnthropicProvider(OpenAIProvider):
 
     async def _native_events(
         self, response: aiohttp.ClientResponse, reply: Reply
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Whole SSE events as the provider framed them; usage and errors read on the way."""
         buffer, finished = b"", False
         try:

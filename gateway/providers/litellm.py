@@ -82,7 +82,7 @@ def _quiet_litellm() -> None:
     """No telemetry, callbacks, debug banners or message logging; retries are dispatch's."""
     litellm.telemetry = False
     litellm.suppress_debug_info = True
-    litellm.set_verbose = False
+    litellm.set_verbose = False  # type: ignore[attr-defined]
     litellm.turn_off_message_logging = True
     litellm.success_callback = []
     litellm.failure_callback = []
@@ -133,7 +133,7 @@ class LiteLLMProvider:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]
 
     async def send(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> Reply:
         kwargs = self._call_kwargs(endpoint, body, stream=stream)
@@ -149,7 +149,9 @@ class LiteLLMProvider:
             data = orjson.loads(_scrub_bytes(raw, self._secrets))
         return Reply(body=data, usage=Usage.from_openai(data.get("usage")))
 
-    def _call_kwargs(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> dict:
+    def _call_kwargs(
+        self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool
+    ) -> dict[str, Any]:
         kwargs = {k: v for k, v in body.items() if k not in OWN_FIELDS | DROPPED_FIELDS}
         for key in kwargs:
             if key in LITELLM_SETTINGS or key.startswith(SETTING_PREFIXES):
@@ -208,11 +210,13 @@ class LiteLLMProvider:
         if isinstance(exc, GatewayError):
             return exc
         if _caused_by(exc, (httpx.TimeoutException, TimeoutError)) or isinstance(
-            exc, litellm.Timeout
+            exc,
+            litellm.Timeout,  # type: ignore[attr-defined]
         ):
             return UpstreamTimeout(f"The provider '{self.name}' timed out.")
         if _caused_by(exc, (httpx.TransportError, ConnectionError)) or isinstance(
-            exc, litellm.APIConnectionError
+            exc,
+            litellm.APIConnectionError,  # type: ignore[attr-defined]
         ):
             # By type only: litellm's text names hosts, and messages never carry upstream URLs.
             detail = type(_root_cause(exc)).__name__

@@ -13,7 +13,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -79,7 +79,7 @@ class MockProvider:
 
     async def _stream(
         self, endpoint: Endpoint, model: str, text: str, usage: Usage, body: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         opts = self.options
         pieces = _split(text, opts.chunks)
         ident, created = _ident(endpoint), int(time.time())
@@ -106,7 +106,7 @@ class MockProvider:
 
     async def _tool_stream(
         self, model: str, call: ToolCall, usage: Usage, body: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The call as OpenAI streams one: id and name first, then the arguments in pieces."""
         ident, created = _ident("chat"), int(time.time())
         head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}

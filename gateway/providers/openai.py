@@ -12,7 +12,7 @@ the app's lifespan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -101,7 +101,7 @@ class OpenAIProvider:
             usage = None
         return Reply(body=body, usage=usage)
 
-    async def _payloads(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _payloads(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         decoder = SSEDecoder()
         finished = False
         try:

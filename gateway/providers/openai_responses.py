@@ -14,7 +14,7 @@ the request's task, and the Provider interface carries only the canonical body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -127,7 +127,9 @@ class NativeResponses:
             raise UpstreamError("The provider's reply is not a Response object.")
         return Reply(body=body, usage=responses_usage(body.get("usage")))
 
-    async def _events(self, response: aiohttp.ClientResponse, reply: Reply) -> AsyncIterator[bytes]:
+    async def _events(
+        self, response: aiohttp.ClientResponse, reply: Reply
+    ) -> AsyncGenerator[bytes, None]:
         """Each event's data; the terminal event's usage is recorded before it is passed on."""
         decoder = SSEDecoder()
         finished = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from gateway.config.routing import RouteRule, RuleConditions
 from gateway.routing.features import RequestFeatures
@@ -64,9 +65,9 @@ def _predicates(when: RuleConditions) -> list[Predicate]:
 def _mapping_predicates(when: RuleConditions) -> list[Predicate]:
     checks: list[Predicate] = []
     for key, value in when.metadata.items():
-        checks.append(lambda f, k=key, v=value: str(f.metadata.get(k)) == v)
+        checks.append(partial(_metadata_is, key, value))
     for name, value in when.headers.items():
-        checks.append(lambda f, n=name, v=value: f.ctx.headers.get(n) == v)
+        checks.append(partial(_header_is, name, value))
     return checks
 
 
@@ -82,3 +83,11 @@ def _keywords(keywords: list[str]) -> Predicate:
         return any(k in text for k in lowered) and pattern.search(text) is not None
 
     return check
+
+
+def _metadata_is(key: str, value: str, features: RequestFeatures) -> bool:
+    return str(features.metadata.get(key)) == value
+
+
+def _header_is(name: str, value: str, features: RequestFeatures) -> bool:
+    return features.ctx.headers.get(name) == value

@@ -61,7 +61,8 @@ class RedisState:
 
     async def get(self, key: str) -> bytes | None:
         with self.health.guard():
-            return await self.client.get(self.prefix + key)
+            value: bytes | None = await self.client.get(self.prefix + key)
+            return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = int(ttl * 1000) if ttl else None
@@ -102,7 +103,8 @@ class RedisState:
 
     async def hget(self, key: str, field: str) -> bytes | None:
         with self.health.guard():
-            return await self.client.hget(self.prefix + key, field)
+            found: bytes | None = await self.client.hget(self.prefix + key, field)
+            return found
 
     async def hdel(self, key: str, field: str) -> None:
         with self.health.guard():

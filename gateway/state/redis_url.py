@@ -83,7 +83,7 @@ class WaitingPool(aioredis.BlockingConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().get_connection(*args, **kwargs)
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except RedisConnectionError as exc:
             if isinstance(exc.__cause__, asyncio.TimeoutError | TimeoutError):
                 raise PoolExhausted("every pooled Redis connection stayed busy") from exc
@@ -102,7 +102,9 @@ def _sentinel_master(url: str, options: dict[str, Any], waiting: bool) -> Any:
     service = parsed.path[0]
     db = int(parsed.path[1]) if len(parsed.path) > 1 else 0
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
-    sentinel = Sentinel(parsed.nodes, sentinel_kwargs=timeouts, ssl=parsed.tls, **timeouts)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        parsed.nodes, sentinel_kwargs=timeouts, ssl=parsed.tls, **timeouts
+    )
     pool_class = WaitingSentinelPool if waiting else SentinelConnectionPool
     return sentinel.master_for(
         service, password=parsed.password, db=db, connection_pool_class=pool_class, **options

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
 
 import orjson
 
@@ -22,7 +23,7 @@ log = logging.getLogger("gateway")
 CHARS_PER_TOKEN = 4  # estimate for streams cut before the provider reported usage
 
 
-async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+async def relay(reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
     """The OpenAI encoding of `chunks`: `data:` events, `[DONE]`, errors as an error event."""
     show_usage = ctx.client_wants_usage
     try:
@@ -40,7 +41,9 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
         yield DONE_EVENT
 
 
-async def chunks(reply: Reply, ctx: RequestContext) -> AsyncIterator[tuple[dict, bytes]]:
+async def chunks(
+    reply: Reply, ctx: RequestContext
+) -> AsyncGenerator[tuple[dict[str, Any], bytes], None]:
     """Each upstream chunk, parsed, with its payload; usage and content counted as they pass.
 
     Format-neutral: every ingress format renders its events from this. Raises the
@@ -79,7 +82,7 @@ async def chunks(reply: Reply, ctx: RequestContext) -> AsyncIterator[tuple[dict,
         await reply.close()
 
 
-def _decode(payload: bytes) -> dict:
+def _decode(payload: bytes) -> dict[str, Any]:
     try:
         chunk = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -97,7 +100,7 @@ def _usage(usage: object) -> Usage | None:
         return None
 
 
-def _content_chars(chunk: dict) -> int:
+def _content_chars(chunk: dict[str, Any]) -> int:
     """Characters of output the client received in this chunk: text, and the names and
     argument text of tool calls (billed like text: a cut tool call is still output)."""
     total = 0
@@ -116,7 +119,7 @@ def _content_chars(chunk: dict) -> int:
     return total
 
 
-def _tool_call_chars(delta: dict) -> int:
+def _tool_call_chars(delta: dict[str, Any]) -> int:
     calls = delta.get("tool_calls")
     legacy = delta.get("function_call")  # the pre-tools function calling stream
     total = 0

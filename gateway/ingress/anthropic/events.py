@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -163,7 +163,7 @@ class EventWriter:
         return [BLOCK_STOP % index]
 
 
-async def message_events(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+async def message_events(reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
     """The Messages events of a canonical stream; the relay's `chunks` counts and closes."""
     stops = ctx.raw_body.get("stop_sequences") if ctx.raw_body else None
     writer = EventWriter(ctx.request_id, stops, ctx.prompt_tokens_estimate)
@@ -178,12 +178,12 @@ async def message_events(reply: Reply, ctx: RequestContext) -> AsyncIterator[byt
         yield error_event(err)
     except Exception:  # a malformed chunk must still end the stream the documented way
         log.exception("rendering Messages events failed", extra={"request_id": ctx.request_id})
-        err = GatewayError("The gateway failed while relaying the stream.")
-        reply.error = reply.error or err
-        yield error_event(err)
+        failure = GatewayError("The gateway failed while relaying the stream.")
+        reply.error = reply.error or failure
+        yield error_event(failure)
 
 
-async def native_events(reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+async def native_events(reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
     """A native Messages stream, relayed as the provider sent it (whole SSE events; the
     provider reads usage from them as they pass). Same contract as the relay's `chunks`:
     failures become an error event, a cut stream gets estimated usage, the reply closes."""

@@ -179,7 +179,7 @@ def _user(blocks: list[Any], where: str) -> list[dict[str, Any]]:
 def _block_type(block: Any, where: str) -> str:
     if not isinstance(block, dict) or not isinstance(block.get("type"), str):
         raise InvalidRequest(f"'{where}' must be an object with a string 'type'.", param=where)
-    return block["type"]
+    return str(block["type"])
 
 
 def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     )
 
 
-def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict]]:
+def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The tool message, and the images of the result (chat tool messages carry text only)."""
     ident = block.get("tool_use_id")
     if not isinstance(ident, str) or not ident:

@@ -177,7 +177,8 @@ def _tool_call_message(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if last is None or last["role"] != "assistant":
         last = {"role": "assistant", "content": None}
         messages.append(last)
-    return last.setdefault("tool_calls", [])
+    calls: list[dict[str, Any]] = last.setdefault("tool_calls", [])
+    return calls
 
 
 def text_format(text: Any) -> dict[str, Any] | None:

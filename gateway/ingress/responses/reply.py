@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -104,11 +104,11 @@ class ResponsesRenderer:
     def body(self, reply: Reply, ctx: RequestContext) -> bytes:
         return self.prepared if self.prepared is not None else orjson.dumps(reply.body)
 
-    async def events(self, reply: Reply, ctx: RequestContext) -> AsyncIterator[bytes]:
+    async def events(self, reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None]:
         translator = EventTranslator(self.turn.draft)
         started = False
         try:
-            parsed = cast(AsyncGenerator[tuple[dict[str, Any], bytes]], chunks(reply, ctx))
+            parsed = chunks(reply, ctx)
             async with aclosing(parsed):
                 async for chunk, _ in parsed:
                     if not started and str(chunk.get("type", "")).startswith("response."):
@@ -137,7 +137,7 @@ class ResponsesRenderer:
 
     async def _native_rest(
         self, parsed: AsyncIterator[tuple[dict[str, Any], bytes]], ctx: RequestContext
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         async for chunk, _ in parsed:
             yield await self._native(chunk, ctx)
 
