@@ -40,6 +40,12 @@ class PriceBook:
         self._table: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
+    def with_overrides(self, overrides: Mapping[str, Price]) -> PriceBook:
+        """A book with other overrides that shares this one's price map (read once)."""
+        book = PriceBook(overrides)
+        book._table = self.table()
+        return book
+
     def price(self, alias: str, upstream_model: str = "") -> Price:
         for name in (alias, upstream_model):
             if name in self.overrides:

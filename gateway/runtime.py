@@ -11,6 +11,7 @@ from gateway.config.extras import missing_extras
 from gateway.config.load import ConfigError
 from gateway.config.schema import GatewayConfig
 from gateway.db.setup import system_of_record, with_records
+from gateway.dispatch.prices import price_book
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
@@ -79,6 +80,7 @@ class Runtime:
             embedder=shared_embedder(config, previous.embedder if previous else None),
             cache=cache_backends(config.cache, state, previous.cache if previous else None),
             records=records,
+            prices=price_book(config, previous.prices if previous else None),
         )
 
     def activate(self, config: GatewayConfig, services: Services) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # cache services: imported by their builders only when config
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
     from gateway.db.records import Records
+    from gateway.pricing import PriceBook
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,4 @@ class Services:
     cache: CacheBackends | None = None  # exact cache + semantic store, kept across reloads
     authenticator: Authenticator | None = None  # keys, admin key, client IPs (gateway/auth)
     records: Records | None = None  # PostgreSQL system of record (state.database)
+    prices: PriceBook | None = None  # the one price book (pricing overrides + price map)

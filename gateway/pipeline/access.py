@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from gateway.auth.authenticator import Authenticator
 from gateway.budgets import SpendStore
 from gateway.config.schema import GatewayConfig
+from gateway.dispatch.prices import prices_of
 from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.auth import Auth
 from gateway.pipeline.caps import Caps
 from gateway.pipeline.ratelimit import RateLimit
-from gateway.pricing import Price, PriceBook
 from gateway.state import StateBackend
 from gateway.tokens import encoder
 from gateway.types import Stage
@@ -53,14 +53,6 @@ def uses_tokens(config: GatewayConfig) -> bool:
     return any(s.tokens for s in scoped) or key_tokens or key_input or model_input
 
 
-def price_book(config: GatewayConfig) -> PriceBook:
-    overrides = {
-        name: Price(p.input_per_mtok / 1e6, p.output_per_mtok / 1e6)
-        for name, p in config.pricing.items()
-    }
-    return PriceBook(overrides)
-
-
 def build_authenticator(
     config: GatewayConfig, metrics: Metrics, state: StateBackend, limiter: Limiter | None
 ) -> Authenticator:
@@ -94,7 +86,8 @@ def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     teams = {name: team.budget for name, team in config.auth.teams.items()}
     records = services.records  # totals rebuilt from the ledger after Redis loses them
     spend = records.spend(services.state, teams) if records else SpendStore(services.state, teams)
-    return [Caps(config.caps, config.models, spend, price_book(config), services.metrics)]
+    prices = prices_of(config, services.prices)
+    return [Caps(config.caps, config.models, spend, prices, services.metrics)]
 
 
 async def access_limiter(

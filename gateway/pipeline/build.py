@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
+from gateway.dispatch.prices import prices_of
 from gateway.errors import GatewayError
 from gateway.observability.tracing import Tracing
-from gateway.pipeline.access import auth_stages, caps_stages, limit_stages, price_book
+from gateway.pipeline.access import auth_stages, caps_stages, limit_stages
 from gateway.pipeline.cache import cache_stages
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
 from gateway.pipeline.route import Route
 from gateway.services import Services
 from gateway.types import Next, Reply, Stage
+
+if TYPE_CHECKING:  # the database package loads asyncpg: imported only when configured
+    from gateway.db.records import LedgerSink
 
 
 def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
@@ -24,7 +29,7 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
             services.metrics,
             access_log=config.logging.access_log,
             log_prompts=config.logging.log_prompts,
-            ledger=services.records.ledger_sink(price_book(config)) if services.records else None,
+            ledger=ledger_sink(config, services),
             aliases=frozenset(config.models) | frozenset(config.routes),
         ),
         *auth_stages(config, services),  # key -> Principal (401/403)
@@ -36,6 +41,12 @@ def build_pipeline(config: GatewayConfig, services: Services) -> list[Stage]:
         *cache_stages(config, services),
         Dispatch.build(config, services),  # balance, retry, breakers, fallbacks
     ]
+
+
+def ledger_sink(config: GatewayConfig, services: Services) -> LedgerSink | None:
+    if services.records is None:
+        return None
+    return services.records.ledger_sink(prices_of(config, services.prices))
 
 
 def compose(stages: Sequence[Stage], tracing: Tracing | None = None) -> Next:

@@ -16,7 +16,7 @@ from gateway.config.schema import DeploymentConfig, GatewayConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.dispatch.balancer import Balancer
 from gateway.dispatch.breaker import Breakers
-from gateway.dispatch.prices import price_book
+from gateway.dispatch.prices import prices_of
 from gateway.dispatch.retry import backoff_seconds, is_retryable, may_fall_back, retry_after_of
 from gateway.dispatch.stream import prime
 from gateway.errors import (
@@ -58,7 +58,7 @@ class Dispatch:
     @classmethod
     def build(cls, config: GatewayConfig, services: Services) -> Dispatch:
         shared = services.state if services.state.kind == "redis" else None
-        prices = price_book(config)
+        prices = prices_of(config, services.prices)
 
         def price_of(deployment: DeploymentConfig) -> float:
             price = prices.price("", deployment.model)

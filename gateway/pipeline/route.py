@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.schema import GatewayConfig, ModelConfig
 from gateway.context import RequestContext
-from gateway.dispatch.prices import price_book
+from gateway.dispatch.prices import prices_of
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.experiments.assign import Assigner, Assignment, apply_variant
 from gateway.experiments.recorder import ExperimentRecorder
@@ -55,7 +55,7 @@ class Route:
         recorder = ExperimentRecorder(
             ExperimentStore(services.state),
             services.metrics,
-            price_book(config),
+            prices_of(config, services.prices),
             {name: e.feedback_ttl_seconds for name, e in experiments.items()},
         )
         return cls(
