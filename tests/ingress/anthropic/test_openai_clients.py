@@ -154,3 +154,55 @@ def test_langchain_chat_openai_tools_and_stream(
     claude.reset(text="Sunny in Paris today.")
     streamed = "".join(str(chunk.content) for chunk in model.stream("Weather in Paris?"))
     assert streamed == "Sunny in Paris today."
+
+
+RESPONSES_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+]
+
+
+def test_responses_client_reaches_claude_with_tools(
+    both_gateway: RunningServer, claude: ScriptedAnthropic
+) -> None:
+    """The Responses API over a `kind: anthropic` deployment: Responses -> canonical chat ->
+    Messages upstream, and the Messages reply back to a Response with function calls."""
+    claude.reset(text="Checking.", calls=CALLS)
+    response = sdk(both_gateway).responses.create(
+        model="claude-native",
+        instructions="Be brief.",
+        input="Weather in Paris and Lyon?",
+        tools=RESPONSES_TOOLS,
+        max_output_tokens=300,
+    )
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [(c.name, orjson.loads(c.arguments)) for c in calls] == CALLS
+    assert response.output_text == "Checking."
+    sent = claude.requests[-1]
+    assert sent["system"] == "Be brief."
+    assert sent["max_tokens"] == 300
+    assert sent["tools"][0]["name"] == "get_weather"
+
+
+def test_responses_client_streams_from_claude(
+    both_gateway: RunningServer, claude: ScriptedAnthropic
+) -> None:
+    claude.reset(text="Checking.", calls=CALLS, piece=1)
+    events = list(
+        sdk(both_gateway).responses.create(
+            model="claude-native",
+            input="Weather in Paris and Lyon?",
+            tools=RESPONSES_TOOLS,
+            stream=True,
+        )
+    )
+    assert events[-1].type == "response.completed"
+    final = events[-1].response
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [(c.name, orjson.loads(c.arguments)) for c in calls] == CALLS
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == "Checking."
