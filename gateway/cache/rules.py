@@ -6,30 +6,10 @@ from typing import Any
 
 from gateway.config.cache import SemanticCacheConfig
 from gateway.context import RequestContext
+from gateway.request import text_of
 
 STORABLE_FINISH = frozenset({"stop", "length", "tool_calls", "function_call"})
 DEFAULT_TEMPERATURE = 1.0  # OpenAI's default when the request does not say
-
-
-def text_of(content: Any) -> str | None:
-    """The text of a message's content: a string, or a list of text parts only."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return None
-    texts = []
-    for part in content:
-        if not isinstance(part, dict) or part.get("type") != "text":
-            return None  # images, audio, files: not text only
-        if not isinstance(part.get("text"), str):
-            return None
-        texts.append(part["text"])
-    return "\n".join(texts)
-
-
-def newest_user_text(body: dict[str, Any]) -> str:
-    messages = body.get("messages") or []
-    return text_of(messages[-1].get("content")) or ""
 
 
 def qualifies_for_semantic(ctx: RequestContext, config: SemanticCacheConfig) -> bool:

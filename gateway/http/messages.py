@@ -20,7 +20,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, ModelNotFound, PermissionDenied
 from gateway.http.admin_auth import caller
 from gateway.http.disconnect import watch_disconnect
-from gateway.http.openai import request_id
+from gateway.http.openai import new_context
 from gateway.http.reply import ReplyResponse
 from gateway.http.request import parse_body, read_body
 from gateway.ingress.anthropic.events import message_events, native_events
@@ -52,17 +52,6 @@ class AnthropicRenderer:
 ANTHROPIC = AnthropicRenderer()
 
 
-def _context(request: Request) -> RequestContext:
-    return RequestContext(
-        request_id=request_id(request),
-        endpoint="chat",
-        body={},
-        headers=dict(request.headers),
-        client_ip=request.client.host if request.client else "",
-        ingress="anthropic",
-    )
-
-
 class MessagesEndpoint:
     """POST /v1/messages (raw ASGI, like the OpenAI endpoints)."""
 
@@ -72,7 +61,7 @@ class MessagesEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         request = Request(scope, receive)
-        ctx = _context(request)
+        ctx = new_context(request, "chat", "anthropic")
         assert runtime.handle is not None and runtime.observe is not None
         dropped: list[str] = []
         try:
@@ -100,7 +89,7 @@ class CountTokensEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        ctx = _context(request)
+        ctx = new_context(request, "chat", "anthropic")
         try:
             principal = await caller(self.runtime, request)
             raw = await read_body(request, self.runtime.config.server.max_body_bytes)

@@ -14,7 +14,7 @@ from gateway.http.disconnect import watch_disconnect
 from gateway.http.reply import ReplyResponse
 from gateway.http.request import parse_body, read_body
 from gateway.runtime import Runtime
-from gateway.types import Endpoint
+from gateway.types import Endpoint, Ingress
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -24,6 +24,21 @@ def request_id(request: Request) -> str:
     if given and REQUEST_ID.fullmatch(given):
         return given
     return uuid.uuid4().hex
+
+
+def new_context(
+    request: Request, endpoint: Endpoint, ingress: Ingress = "openai", *, dry_run: bool = False
+) -> RequestContext:
+    """The context of a request as it arrives (no body read yet), for every ingress format."""
+    return RequestContext(
+        request_id=request_id(request),
+        endpoint=endpoint,
+        body={},
+        headers=dict(request.headers),
+        client_ip=request.client.host if request.client else "",
+        ingress=ingress,
+        dry_run=dry_run,
+    )
 
 
 class CompletionEndpoint:
@@ -37,14 +52,7 @@ class CompletionEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         request = Request(scope, receive)
-        ctx = RequestContext(
-            request_id=request_id(request),
-            endpoint=self.endpoint,
-            body={},
-            headers=dict(request.headers),
-            client_ip=request.client.host if request.client else "",
-            dry_run=self.dry_run,
-        )
+        ctx = new_context(request, self.endpoint, dry_run=self.dry_run)
         assert runtime.handle is not None and runtime.observe is not None
         try:
             raw = await read_body(request, runtime.config.server.max_body_bytes)

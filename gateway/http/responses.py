@@ -22,7 +22,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, StoreUnavailable
 from gateway.http.admin_auth import caller
 from gateway.http.disconnect import watch_disconnect
-from gateway.http.openai import request_id
+from gateway.http.openai import new_context
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
 from gateway.http.request import load_object, read_body
 from gateway.ingress.responses.ids import is_response_id
@@ -70,8 +70,7 @@ class ResponsesAPI:
         runtime = self.runtime
         assert runtime.handle is not None and runtime.observe is not None
         request = Request(scope, receive)
-        ctx = _context(request)
-        ctx.ingress = "responses"
+        ctx = new_context(request, "chat", "responses")
         renderer: Renderer = OPENAI
         try:
             raw = await read_body(request, runtime.config.server.max_body_bytes)
@@ -209,16 +208,6 @@ def _page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
         "last_id": data[-1]["id"] if data else None,
         "has_more": len(ordered) > len(data),
     }
-
-
-def _context(request: Request) -> RequestContext:
-    return RequestContext(
-        request_id=request_id(request),
-        endpoint="chat",
-        body={},
-        headers=dict(request.headers),
-        client_ip=request.client.host if request.client else "",
-    )
 
 
 def _not_found(response_id: str) -> ResourceNotFound:

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.request import CanonicalRequest
 from gateway.types import Reply
 
 MAX_CHARS = 4000  # one log line stays readable; the rest is cut with a marker
 
 
-def prompt_text(body: dict[str, Any]) -> str | None:
-    if isinstance(body.get("messages"), list):
-        parts = [_content(m.get("content")) for m in body["messages"] if isinstance(m, dict)]
-        return _cut("\n".join(p for p in parts if p))
-    for field in ("prompt", "input"):
-        if isinstance(body.get(field), str | list):
-            return _cut(_content(body[field]))
-    return None
+def prompt_text(request: CanonicalRequest) -> str | None:
+    text = request.prompt_text()
+    return _cut(text) if text else None
 
 
 def completion_text(reply: Reply) -> str | None:

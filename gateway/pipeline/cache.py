@@ -29,7 +29,7 @@ from gateway.cache.factory import build_semantic_cache
 from gateway.cache.keys import exact_key, semantic_scope
 from gateway.cache.lifecycle import cache_backends
 from gateway.cache.replay import replay
-from gateway.cache.rules import newest_user_text, qualifies_for_semantic, storable_body
+from gateway.cache.rules import qualifies_for_semantic, storable_body
 from gateway.cache.semantic import SemanticCache
 from gateway.config.access import LimitsConfig
 from gateway.config.cache import CacheConfig
@@ -157,7 +157,7 @@ class Cache:
             return None
         pending = _SemanticPending(
             semantic_scope(ctx, deployments, self.config.exact.scope),
-            newest_user_text(ctx.body),
+            ctx.request.newest_user_text(),
         )
         if not directives.lookup:
             return pending

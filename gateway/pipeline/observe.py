@@ -153,6 +153,6 @@ class Observe:
             entry["error_type"] = reply.error.error_type
             entry["error"] = reply.error.message
         if self.log_prompts:
-            entry["prompt"] = prompt_text(ctx.body)
+            entry["prompt"] = prompt_text(ctx.request)
             entry["completion"] = completion_text(reply)
         log.info("request", extra=entry)

@@ -22,6 +22,7 @@ from gateway.config.schema import MockConfig, ProviderConfig
 from gateway.errors import InvalidRequest, UpstreamUnavailable
 from gateway.providers.errors import upstream_status_error
 from gateway.providers.mock_agent import ToolCall, json_answer, tool_call_for, tool_result_text
+from gateway.request import CanonicalRequest
 from gateway.types import Endpoint, Reply, Usage
 
 
@@ -152,28 +153,10 @@ class MockProvider:
 
 
 def _prompt_text(endpoint: Endpoint, body: dict[str, Any], *, newest_only: bool) -> str:
-    if endpoint == "completions":
-        prompt = body.get("prompt")
-        return prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    texts = [_message_text(m) for m in messages if isinstance(m, dict)]
-    if newest_only:
-        users = [
-            _message_text(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"
-        ]
-        return users[-1] if users else ""
-    return " ".join(texts)
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
+    request = CanonicalRequest(endpoint, body)
+    if newest_only and endpoint == "chat":
+        return request.newest_user_text()
+    return request.prompt_text()
 
 
 def _count_words(text: str) -> int:

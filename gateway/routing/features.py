@@ -27,28 +27,11 @@ def looks_like_code(text: str) -> bool:
     return maybe and CODE_LINE.search(text) is not None
 
 
-def message_text(message: Any) -> str:
-    if not isinstance(message, dict):
-        return ""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 def estimate_prompt_tokens(ctx: RequestContext) -> int:
     """The auth/limits stages' count when they made one, else characters / 4."""
     if ctx.prompt_tokens_estimate:
         return ctx.prompt_tokens_estimate
-    body = ctx.body
-    if ctx.endpoint == "chat":
-        messages = body.get("messages")
-        chars = sum(len(message_text(m)) for m in messages) if isinstance(messages, list) else 0
-    else:
-        prompt = body.get("prompt") if ctx.endpoint == "completions" else body.get("input")
-        chars = len(prompt) if isinstance(prompt, str) else len(str(prompt or ""))
+    chars = len(ctx.request.prompt_text())
     return -(-chars // CHARS_PER_TOKEN)
 
 
@@ -64,8 +47,7 @@ class RequestFeatures:
 
     @cached_property
     def messages(self) -> list[Any]:
-        messages = self.ctx.body.get("messages")
-        return messages if isinstance(messages, list) else []
+        return self.ctx.request.messages
 
     @property
     def turns(self) -> int:
@@ -73,22 +55,15 @@ class RequestFeatures:
 
     @cached_property
     def newest_user_text(self) -> str:
-        for message in reversed(self.messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                return message_text(message)
-        prompt = self.ctx.body.get("prompt")
-        return prompt if isinstance(prompt, str) else ""
+        return self.ctx.request.newest_user_text()
 
     @property
     def has_tools(self) -> bool:
-        return bool(self.ctx.body.get("tools") or self.ctx.body.get("functions"))
+        return self.ctx.request.has_tools
 
     @property
     def wants_json(self) -> bool:
-        response_format = self.ctx.body.get("response_format")
-        if not isinstance(response_format, dict):
-            return False
-        return response_format.get("type") in ("json_object", "json_schema")
+        return self.ctx.request.wants_json
 
     @cached_property
     def has_code(self) -> bool:
@@ -100,5 +75,4 @@ class RequestFeatures:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        metadata = self.ctx.body.get("metadata")
-        return metadata if isinstance(metadata, dict) else {}
+        return self.ctx.request.metadata
