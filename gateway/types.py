@@ -53,6 +53,7 @@ class Stream(Protocol):
 
 
 CompletionCallback = Callable[["Reply"], Awaitable[None]]
+ChunkTap = Callable[[dict[str, Any]], None]
 
 
 @dataclass(eq=False)
@@ -74,8 +75,7 @@ class Reply:
     usage: Usage | None = None
     completed: bool = False  # the whole reply reached the client
     error: GatewayError | None = None
-    collect_chunks: bool = False  # keep parsed stream chunks in `chunks` (cache assembly)
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    taps: list[ChunkTap] = field(default_factory=list)  # see `tap`
     # The wire format of `body` / `stream`: canonical ("openai") unless a deployment answered
     # natively in the client's own format, which is then relayed without re-rendering.
     format: Ingress = "openai"
@@ -88,6 +88,11 @@ class Reply:
 
     def on_complete(self, callback: CompletionCallback) -> None:
         self._callbacks.append(callback)
+
+    def tap(self, observer: ChunkTap) -> None:
+        """See each parsed chunk of a stream as the relay passes it on (the cache assembles
+        a storable copy, the access log the completion text); nothing is kept otherwise."""
+        self.taps.append(observer)
 
     async def close(self) -> None:
         """Release the upstream and run completion callbacks; safe to call many times."""

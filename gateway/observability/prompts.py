@@ -16,7 +16,7 @@ def prompt_text(request: CanonicalRequest) -> str | None:
     return _cut(text) if text else None
 
 
-def completion_text(reply: Reply) -> str | None:
+def completion_text(reply: Reply, streamed: list[dict[str, Any]]) -> str | None:
     choices: list[Any] = []
     if reply.body is not None:
         choices = reply.body.get("choices") or []
@@ -24,7 +24,7 @@ def completion_text(reply: Reply) -> str | None:
     else:
         texts = [
             _choice_text(c.get("delta") or c)
-            for chunk in reply.chunks
+            for chunk in streamed
             for c in chunk.get("choices") or []
             if isinstance(c, dict)
         ]

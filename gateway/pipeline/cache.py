@@ -204,11 +204,12 @@ class Cache:
         directives: Directives,
         semantic: _SemanticPending | None,
     ) -> None:
+        streamed: list[dict[str, Any]] = []
         if reply.is_stream:
-            reply.collect_chunks = True
+            reply.tap(streamed.append)
 
         async def store(done: Reply) -> None:
-            body = self.complete_body(done)
+            body = self.complete_body(done, streamed)
             if body is None:
                 return
             raw = orjson.dumps(body)
@@ -223,13 +224,13 @@ class Cache:
 
         reply.on_complete(store)
 
-    def complete_body(self, reply: Reply) -> dict[str, Any] | None:
+    def complete_body(self, reply: Reply, streamed: list[dict[str, Any]]) -> dict[str, Any] | None:
         if reply.error is not None or reply.status != 200:
             return None
         if reply.is_stream:
             if not reply.completed:
                 return None
-            body = assemble(reply.chunks, reply.usage)
+            body = assemble(streamed, reply.usage)
         else:
             body = reply.body
         return storable_body(body, allow_n=self.config.exact.store_n_gt_1)

@@ -93,12 +93,14 @@ class Observe:
         ctx.response_headers["x-gateway-overhead-ms"] = f"{overhead_ms:.2f}"
         self._overhead[endpoint_label(ctx)].observe(overhead)
 
+        streamed: list[dict[str, Any]] = []
+        if self.log_prompts and reply.is_stream:
+            reply.tap(streamed.append)  # the completion text is logged when it ends
+
         async def record(done: Reply) -> None:
             self.metrics.in_flight.dec()
-            self.record(ctx, done, overhead_ms)
+            self.record(ctx, done, overhead_ms, streamed)
 
-        if self.log_prompts and reply.is_stream:
-            reply.collect_chunks = True  # the completion text is logged when it ends
         reply.on_complete(record)
         return reply
 
@@ -112,7 +114,13 @@ class Observe:
         reply.on_complete(record)
         return reply
 
-    def record(self, ctx: RequestContext, reply: Reply, overhead_ms: float | None = None) -> None:
+    def record(
+        self,
+        ctx: RequestContext,
+        reply: Reply,
+        overhead_ms: float | None = None,
+        streamed: list[dict[str, Any]] | None = None,
+    ) -> None:
         if self.ledger is not None:
             self.ledger(ctx, reply)
         duration = ctx.elapsed()
@@ -154,5 +162,5 @@ class Observe:
             entry["error"] = reply.error.message
         if self.log_prompts:
             entry["prompt"] = prompt_text(ctx.request)
-            entry["completion"] = completion_text(reply)
+            entry["completion"] = completion_text(reply, streamed or [])
         log.info("request", extra=entry)

@@ -59,8 +59,8 @@ async def chunks(
             if usage:
                 reply.usage = _usage(usage) or reply.usage
             content_chars += _content_chars(chunk)
-            if reply.collect_chunks:
-                reply.chunks.append(chunk)
+            for tap in reply.taps:
+                tap(chunk)
             if ctx.first_byte is None:
                 ctx.first_byte = time.perf_counter()
             yield chunk, payload
