@@ -14,7 +14,10 @@ request at the end. Prints the counts by endpoint and status and every failure; 
 on any failure.
 
     .venv/bin/python benchmarks/fuzz_api.py [--cases 10000] [--surface-cases 5000]
-        [--header-cases 1000]
+        [--header-cases 1000] [--redis redis://127.0.0.1:6379/0]
+
+With --redis the gateway keeps its state (limits, feedback, experiment counters, stored
+responses) in that Redis under a fresh key prefix, removed afterwards.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +52,7 @@ from tests.hardening.hostile_surfaces import (  # noqa: E402
     keyed_yaml,
     surface_requests,
 )
+from tests.redis_keys import drop_prefix  # noqa: E402
 
 VALID = b'{"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}'
 WIDE_KEY = next(key for key, (key_id, _, _) in KEY_POLICIES.items() if key_id == "wide")
@@ -177,53 +182,75 @@ def link_feedback_ids(base: str) -> None:
         assert reply.status_code == 200, reply.text
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=10_000, help="generated bodies")
-    parser.add_argument("--surface-cases", type=int, default=5_000, help="other surfaces")
-    parser.add_argument("--header-cases", type=int, default=1_000, help="raw header cases")
-    args = parser.parse_args()
+@dataclasses.dataclass
+class Aftermath:
+    """What holds after the fuzzing: the process lives and still answers."""
+
+    alive: bool
+    final_status: int
+    report_status: int
+    tracebacks: int
+
+    @property
+    def ok(self) -> bool:
+        answered = self.final_status == self.report_status == 200
+        return self.alive and answered and not self.tracebacks
+
+
+def fuzz_gateway(args: argparse.Namespace, state: str, tally: Tally) -> Aftermath:
     port = free_port()
-    tally = Tally()
     with tempfile.TemporaryDirectory() as tmp, raw.raw_upstream(raw.always_ok()) as upstream:
         config = Path(tmp) / "gateway.yaml"
-        config.write_text(keyed_yaml(upstream.url).replace("level: debug", "level: warning"))
+        yaml = keyed_yaml(upstream.url, state)
+        config.write_text(yaml.replace("level: debug", "level: warning"))
         with Processes(Path(tmp)) as procs:
             env = {"UPSTREAM_KEY": UPSTREAM_KEY, "FUZZ_ADMIN_KEY": ADMIN_KEY}
             gateway = procs.start("gateway", gateway_argv(config, port), port, None, env)
             wait_for_health(gateway)
             base = f"http://127.0.0.1:{port}"
             link_feedback_ids(base)
-            started = time.perf_counter()
             with_key = hostile_requests.map(lambda r: dataclasses.replace(r, key=WIDE_KEY))
             fuzz_bodies(base, with_key, args.cases, tally)
             fuzz_bodies(base, surface_requests(), args.surface_cases, tally)
             fuzz_headers(port, args.header_cases, tally)
-            elapsed = time.perf_counter() - started
             alive = gateway.popen.poll() is None
-            final = httpx.post(
-                f"{base}/v1/chat/completions",
-                content=VALID,
-                headers={"authorization": f"Bearer {WIDE_KEY}"},
-            )
+            wide = {"authorization": f"Bearer {WIDE_KEY}"}
+            final = httpx.post(f"{base}/v1/chat/completions", content=VALID, headers=wide)
             admin = {"authorization": f"Bearer {ADMIN_KEY}"}  # the report reads every feedback
             report = httpx.get(f"{base}/admin/experiments/ab", headers=admin)
             log = gateway.log.read_text(errors="replace")
+    return Aftermath(alive, final.status_code, report.status_code, log.count("Traceback"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000, help="generated bodies")
+    parser.add_argument("--surface-cases", type=int, default=5_000, help="other surfaces")
+    parser.add_argument("--header-cases", type=int, default=1_000, help="raw header cases")
+    parser.add_argument("--redis", help="keep the gateway's state in this Redis URL")
+    args = parser.parse_args()
+    tally = Tally()
+    prefix = f"fuzz:{uuid.uuid4().hex}:"
+    state = f"{{backend: redis, redis_url: '{args.redis}', key_prefix: '{prefix}'}}"
+    started = time.perf_counter()
+    try:
+        after = fuzz_gateway(args, state if args.redis else "", tally)
+    finally:
+        if args.redis:
+            drop_prefix(args.redis, prefix)
+    elapsed = time.perf_counter() - started
     total = sum(tally.statuses.values())
     print(f"{total} cases in {elapsed:.1f} s (slowest answer {tally.slowest * 1000:.0f} ms)")
     for label, count in sorted(tally.statuses.items()):
-        print(f"  {label:>10}  {count}")
-    tracebacks = log.count("Traceback")
+        print(f"  {label:>16}  {count}")
     print(
-        f"gateway alive: {alive}; valid request afterwards: {final.status_code}; "
-        f"experiment report: {report.status_code}; tracebacks in its log: {tracebacks}"
+        f"gateway alive: {after.alive}; valid request afterwards: {after.final_status}; "
+        f"experiment report: {after.report_status}; tracebacks in its log: {after.tracebacks}"
     )
     for failure in tally.failures[:20]:
         print("FAIL", failure[:500])
     print(f"failures: {len(tally.failures)}")
-    answered = final.status_code == report.status_code == 200
-    ok = not tally.failures and alive and answered and not tracebacks
-    return 0 if ok else 1
+    return 0 if after.ok and not tally.failures else 1
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ KNOWN_REQUEST_ID = "fixed-id"  # what the steering header sets: feedback can fin
 MAX_FEEDBACK_BYTES = 16 * 1024  # gateway/http/experiments.py
 
 
-def keyed_yaml(upstream_url: str) -> str:
-    """`gateway_yaml` with the keys above, an admin key (${FUZZ_ADMIN_KEY}) and the
-    experiment `ab` on mock-small."""
+def keyed_yaml(upstream_url: str, state: str = "") -> str:
+    """`gateway_yaml` with the keys above, an admin key (${FUZZ_ADMIN_KEY}), the
+    experiment `ab` on mock-small and an optional `state:` section (YAML flow mapping)."""
     keys = "".join(
         f"    - {{id: {key_id}, hash: 'sha256:{hashlib.sha256(key.encode()).hexdigest()}', "
         f"may_force_variant: {str(force).lower()}, models: {models}}}\n"
@@ -57,7 +57,7 @@ def keyed_yaml(upstream_url: str) -> str:
         "    variants:\n      control: {target: mock-small}\n"
         "      premium: {target: up, weight: 0}\n"
     )
-    return gateway_yaml(upstream_url, extra=extra)
+    return gateway_yaml(upstream_url, extra=extra + (f"state: {state}\n" if state else ""))
 
 
 def mutated(
