@@ -255,14 +255,13 @@ def test_forced_variants_need_the_permission_and_the_target(
         assert_openai_error(response, status)
 
 
+# scores no report may sum: not finite, past +-1e6, not numbers
+BAD_SCORES = ["NaN", "Infinity", "1e400", "1e308", "-1000001", "true", '"5"']
 BAD_FEEDBACK = [
-    pytest.param(b'{"request_id": "fixed-id", "score": NaN}', 400, id="nan"),
-    pytest.param(b'{"request_id": "fixed-id", "score": Infinity}', 400, id="infinity"),
-    pytest.param(b'{"request_id": "fixed-id", "score": 1e400}', 400, id="overflow"),
-    pytest.param(b'{"request_id": "fixed-id", "score": 1e308}', 400, id="huge"),
-    pytest.param(b'{"request_id": "fixed-id", "score": -1000001}', 400, id="negative-huge"),
-    pytest.param(b'{"request_id": "fixed-id", "score": true}', 400, id="bool"),
-    pytest.param(b'{"request_id": "fixed-id", "score": "5"}', 400, id="string"),
+    *(
+        pytest.param(b'{"request_id": "fixed-id", "score": %s}' % s.encode(), 400, id=s)
+        for s in BAD_SCORES
+    ),
     pytest.param(b'{"request_id": "fixed-id", "outcome": "maybe"}', 400, id="outcome"),
     pytest.param(b'{"request_id": 5, "score": 1}', 400, id="id-type"),
     pytest.param(b'{"request_id": "fixed-id"}', 400, id="nothing-given"),
