@@ -83,6 +83,14 @@ texts = st.text(max_size=40) | long_strings
 bounds = st.integers(1, 4096)
 
 # --- Responses API (/v1/responses) ---
+response_parts = st.lists(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["input_text", "output_text", "refusal", "input_image", "x"])},
+        optional={"text": texts, "refusal": texts, "image_url": texts, "detail": texts},
+    )
+    | st.fixed_dictionaries({"type": json_values}, optional={"text": json_values}),
+    max_size=3,
+)
 response_items = st.lists(
     st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "developer"])}).map(
         lambda d: {**d, "content": "hi"}
@@ -91,7 +99,7 @@ response_items = st.lists(
         {"type": st.sampled_from(["message", "function_call_output", "function_call", "x"])},
         optional={
             "role": st.sampled_from(["user", "assistant"]) | json_values,
-            "content": texts | st.just([{"type": "input_text", "text": "hi"}]) | json_values,
+            "content": texts | response_parts | json_values,
             "call_id": st.text(max_size=10) | json_values,
             "output": texts | json_values,
             "name": st.text(max_size=10) | json_values,

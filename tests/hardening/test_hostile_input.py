@@ -292,6 +292,14 @@ BAD_FORMAT_BODIES = [
     ("responses", b'{"model": "mock-small", "input": "hi", "previous_response_id": "../x"}', 400),
     ("responses", b'{"model": "up", "input": "hi"}', 403),
     ("responses", b'{"model": "mock-small", "input": [{"type": "x"}]}', 400),
+    # unhashable values where a name is looked up in a set (500 before)
+    ("responses", b'{"model": "mock-small", "input": [{"role": {}, "content": "hi"}]}', 400),
+    ("responses", b'{"model": "mock-small", "input": [{"role": [], "content": "hi"}]}', 400),
+    (
+        "responses",
+        b'{"model": "mock-small", "input": [{"role": "user", "content": [{"type": {}}]}]}',
+        400,
+    ),
     ("messages", b'{"model": "mock-small", "messages": []}', 400),
     ("messages", b'{"model": "mock-small", "max_tokens": 1e400, "messages": []}', 400),
     (
