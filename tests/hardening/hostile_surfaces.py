@@ -44,7 +44,8 @@ MAX_FEEDBACK_BYTES = 16 * 1024  # gateway/http/experiments.py
 
 def keyed_yaml(upstream_url: str, state: str = "") -> str:
     """`gateway_yaml` with the keys above, an admin key (${FUZZ_ADMIN_KEY}), the
-    experiment `ab` on mock-small and an optional `state:` section (YAML flow mapping)."""
+    experiment `ab` on mock-small, the exact cache and an optional `state:` section (a
+    YAML flow mapping)."""
     keys = "".join(
         f"    - {{id: {key_id}, hash: 'sha256:{hashlib.sha256(key.encode()).hexdigest()}', "
         f"may_force_variant: {str(force).lower()}, models: {models}}}\n"
@@ -56,6 +57,7 @@ def keyed_yaml(upstream_url: str, state: str = "") -> str:
         + "experiments:\n  ab:\n    applies_to: mock-small\n"
         "    variants:\n      control: {target: mock-small}\n"
         "      premium: {target: up, weight: 0}\n"
+        "cache: {enabled: true}\n"  # the exact cache reads (and keys) every body served
     )
     return gateway_yaml(upstream_url, extra=extra + (f"state: {state}\n" if state else ""))
 
