@@ -1,5 +1,5 @@
-"""The repository explains itself: README.md and CONTRIBUTING.md link only inside the
-repository, to files that exist (and to headings of the README that exist)."""
+"""The repository explains itself: README.md, CONTRIBUTING.md and SECURITY.md link only
+inside the repository, to files that exist (and to headings of their own that exist)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def anchors(markdown: str) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
 
 
-@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md"])
+@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md", "SECURITY.md"])
 def test_links_stay_inside_the_repository(name: str) -> None:
     text = (ROOT / name).read_text()
     for target in LINK.findall(text):

@@ -1,9 +1,10 @@
 """Hostile requests for the HTTP API, shared by the regular suite and benchmarks/fuzz_api.py.
 
-`hostile_requests()` draws a request (endpoint, headers, body bytes) that mixes valid
-fields with wrong types, huge or negative numbers, deep nesting, long strings, invalid
-UTF-8 and bad JSON. `check_answer()` states what every answer must be: never a 5xx; an
-error is OpenAI's error body; a success is a well-formed completion or SSE stream.
+`hostile_requests()` draws an OpenAI request (endpoint, headers, body bytes) that mixes
+valid fields with wrong types, huge or negative numbers, deep nesting, long strings,
+invalid UTF-8 and bad JSON (the other surfaces: tests/hardening/hostile_surfaces.py).
+`check_answer()` states what every answer must be: never a 5xx; an error is the
+endpoint's error body; a success is a well-formed reply or SSE stream.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ ENDPOINTS = {
     "chat": "/v1/chat/completions",
     "completions": "/v1/completions",
     "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+    "messages": "/v1/messages",
+    "count_tokens": "/v1/messages/count_tokens",
+    "feedback": "/v1/feedback",
 }
+ANTHROPIC = frozenset({"messages", "count_tokens"})  # errors in Anthropic's shape
 MODELS = ["mock-small", "up", "nope", "", "../up", "http://evil.example/v1", "up/../../x"]
 FIELDS_READ = ["model", "messages", "prompt", "input", "stream", "stream_options"]
 FIELDS_READ += ["max_tokens", "max_completion_tokens", "n", "best_of"]
@@ -145,6 +151,7 @@ class HostileRequest:
     content_type: str
     body: bytes
     steering: tuple[tuple[str, str], ...] = ()
+    key: str = ""
 
     @property
     def path(self) -> str:
@@ -154,38 +161,60 @@ class HostileRequest:
         headers = {k: v.strip() for k, v in self.steering if v.isascii() and v.isprintable()}
         if self.content_type:
             headers["content-type"] = self.content_type
+        if self.key and self.endpoint in ANTHROPIC:
+            headers["x-api-key"] = self.key
+        elif self.key:
+            headers["authorization"] = f"Bearer {self.key}"
         return headers
 
 
 hostile_requests = st.builds(
     HostileRequest,
-    endpoint=st.sampled_from(sorted(ENDPOINTS)),
+    endpoint=st.sampled_from(["chat", "completions", "embeddings"]),
     content_type=st.sampled_from(CONTENT_TYPES).filter(str.isascii),
     body=body_bytes,
     steering=steering_headers.map(lambda h: tuple(sorted(h.items()))),
 )
 
 
-def check_answer(status: int, content_type: str, body: bytes) -> str | None:
-    """Why this answer breaks the promise, or None when it keeps it."""
+def check_answer(status: int, content_type: str, body: bytes, endpoint: str = "chat") -> str | None:
+    """Why this answer breaks the promise, or None when it keeps it: never a 5xx; an error
+    in the endpoint's format (Anthropic's for Messages, else OpenAI's); a stream that ends
+    as its format ends, without an error."""
     if status >= 500:
         return f"{status}: {body[:200]!r}"
     if status >= 400:
-        try:
-            error = orjson.loads(body)["error"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return f"{status} without OpenAI's error body: {body[:200]!r}"
-        if not isinstance(error, dict) or set(error) != {"message", "type", "param", "code"}:
-            return f"{status} with a malformed error: {body[:200]!r}"
-        return None
+        return _error_problem(status, body, endpoint in ANTHROPIC)
     if content_type.startswith("text/event-stream"):
-        if not body.rstrip().endswith(b"data: [DONE]"):
-            return f"stream without [DONE]: {body[-200:]!r}"
-        if b'"error"' in body:
-            return f"stream ended in an error: {body[-300:]!r}"
-        return None
+        return _stream_problem(body, endpoint)
     try:
         reply = orjson.loads(body)
     except orjson.JSONDecodeError:
         return f"{status} with a body that is not JSON: {body[:200]!r}"
     return None if isinstance(reply, dict) else f"{status} with a non-object body"
+
+
+def _error_problem(status: int, body: bytes, anthropic: bool) -> str | None:
+    try:
+        answer = orjson.loads(body)
+        error = answer["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"{status} without an error body: {body[:200]!r}"
+    if anthropic:
+        shaped = answer.get("type") == "error" and isinstance(error, dict)
+        shaped = shaped and {"type", "message"} <= set(error)
+    else:
+        shaped = isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}
+    return None if shaped else f"{status} with a malformed error: {body[:200]!r}"
+
+
+def _stream_problem(body: bytes, endpoint: str) -> str | None:
+    tail = body.rstrip()
+    last_event = tail[tail.rfind(b"event: ") :].split(b"\n", 1)[0]  # Responses, Messages
+    if endpoint in ANTHROPIC:
+        ended = last_event == b"event: message_stop" and b"event: error" not in body
+    elif endpoint == "responses":
+        ended = last_event == b"event: response.completed"
+    else:
+        ended = tail.endswith(b"data: [DONE]") and b'"error"' not in body
+    return None if ended else f"stream not ended cleanly: {tail[-300:]!r}"

@@ -1,5 +1,7 @@
-"""Hostile input over the real HTTP API: always a 4xx in OpenAI's error format (or a
-well-formed success), never a 5xx, a hang or a crash; a valid request works afterwards."""
+"""Hostile input over the real HTTP API: always a 4xx in the endpoint's error format
+(OpenAI's; Anthropic's for /v1/messages) or a well-formed success, never a 5xx, a hang or
+a crash; a valid request works afterwards. Covers the OpenAI endpoints, /v1/responses,
+/v1/messages, /v1/feedback and forced experiment variants (x-gateway-variant)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,17 @@ from tests.hardening.harness import (
     Gateway,
     assert_openai_error,
     gateway_before,
+    running_gateway,
     still_serves,
 )
 from tests.hardening.hostile import HostileRequest, check_answer, hostile_requests
+from tests.hardening.hostile_surfaces import (
+    ADMIN_KEY,
+    KEY_POLICIES,
+    KNOWN_REQUEST_ID,
+    keyed_yaml,
+    surface_requests,
+)
 
 BODY_LIMIT = 65536  # server.max_body_bytes in gateway_yaml
 VALID = b'{"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}'
@@ -184,3 +194,131 @@ def test_other_json_endpoints_never_answer_5xx(
         content_type = response.headers.get("content-type", "")
         problem = check_answer(response.status_code, content_type, response.content)
         assert problem is None, (path, request, problem)
+
+
+# --- Forced variants, feedback, Responses and Messages, with keys (hostile_surfaces.py) ---
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[httpx.Client]:
+    """A gateway with keys (with and without may_force_variant) and the experiment `ab`;
+    each key has made one request under the id feedback cases name."""
+    with (
+        raw.raw_upstream(raw.always_ok()) as upstream,
+        running_gateway(keyed_yaml(upstream.url)) as gateway,
+        httpx.Client(base_url=gateway.url, timeout=5) as c,
+    ):
+        for key in KEY_POLICIES:
+            headers = {"authorization": f"Bearer {key}", "x-request-id": KNOWN_REQUEST_ID}
+            assert c.post(CHAT, content=VALID, headers=headers).status_code == 200
+        yield c
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=surface_requests())
+def test_responses_messages_feedback_and_variants_never_get_a_5xx(
+    keyed: httpx.Client, request: HostileRequest
+) -> None:
+    response = keyed.post(request.path, content=request.body, headers=request.headers())
+    content_type = response.headers.get("content-type", "")
+    problem = check_answer(response.status_code, content_type, response.content, request.endpoint)
+    assert problem is None, (request, problem)
+
+
+def _key(key_id: str) -> str:
+    return next(key for key, (kid, _, _) in KEY_POLICIES.items() if kid == key_id)
+
+
+# key id, x-gateway-variant, status: forcing needs may_force_variant, and the variant's
+# target must be on the key's allowlist (premium -> up)
+FORCED = [
+    ("plain", "control", 403),
+    ("plain", "premium", 403),
+    ("forcer", "control", 200),
+    ("forcer", "premium", 403),
+    ("forcer", "nope", 400),
+    ("forcer", "../premium", 400),
+    ("wide", "premium", 200),
+    ("wide", "CONTROL", 400),
+]
+
+
+@pytest.mark.parametrize(("key_id", "variant", "status"), FORCED)
+def test_forced_variants_need_the_permission_and_the_target(
+    keyed: httpx.Client, key_id: str, variant: str, status: int
+) -> None:
+    headers = {"authorization": f"Bearer {_key(key_id)}", "x-gateway-variant": variant}
+    response = keyed.post(CHAT, content=VALID, headers=headers)
+    if status == 200:
+        assert response.status_code == 200, response.text
+    else:
+        assert_openai_error(response, status)
+
+
+# scores no report may sum: not finite, past +-1e6, not numbers
+BAD_SCORES = ["NaN", "Infinity", "1e400", "1e308", "-1000001", "true", '"5"']
+BAD_FEEDBACK = [
+    *(
+        pytest.param(b'{"request_id": "fixed-id", "score": %s}' % s.encode(), 400, id=s)
+        for s in BAD_SCORES
+    ),
+    pytest.param(b'{"request_id": "fixed-id", "outcome": "maybe"}', 400, id="outcome"),
+    pytest.param(b'{"request_id": 5, "score": 1}', 400, id="id-type"),
+    pytest.param(b'{"request_id": "fixed-id"}', 400, id="nothing-given"),
+    pytest.param(b'["fixed-id"]', 400, id="array"),
+    pytest.param(b'{"request_id": "unknown-id", "score": 1}', 404, id="unknown-id"),
+    pytest.param(b'{"request_id": "fixed-id", "pad": "' + b"x" * 20000 + b'"}', 413, id="big"),
+]
+
+
+@pytest.mark.parametrize(("body", "status"), BAD_FEEDBACK)
+def test_hostile_feedback_gets_a_clear_4xx_and_the_report_still_answers(
+    keyed: httpx.Client, body: bytes, status: int
+) -> None:
+    headers = {"authorization": f"Bearer {_key('wide')}", "content-type": "application/json"}
+    assert_openai_error(keyed.post("/v1/feedback", content=body, headers=headers), status)
+    ok = keyed.post(
+        "/v1/feedback", json={"request_id": KNOWN_REQUEST_ID, "score": -1e6}, headers=headers
+    )
+    assert ok.status_code == 200, ok.text
+    report = keyed.get("/admin/experiments/ab", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    assert report.status_code == 200, report.text
+
+
+# endpoint, body, status: Responses errors are OpenAI's, Messages errors Anthropic's
+BAD_FORMAT_BODIES = [
+    ("responses", b'{"model": "mock-small"}', 400),
+    ("responses", b'{"model": "mock-small", "input": "hi", "max_output_tokens": -1}', 400),
+    ("responses", b'{"model": "mock-small", "input": "hi", "previous_response_id": "../x"}', 400),
+    ("responses", b'{"model": "up", "input": "hi"}', 403),
+    ("responses", b'{"model": "mock-small", "input": [{"type": "x"}]}', 400),
+    # unhashable values where a name is looked up in a set (500 before)
+    ("responses", b'{"model": "mock-small", "input": [{"role": {}, "content": "hi"}]}', 400),
+    ("responses", b'{"model": "mock-small", "input": [{"role": [], "content": "hi"}]}', 400),
+    (
+        "responses",
+        b'{"model": "mock-small", "input": [{"role": "user", "content": [{"type": {}}]}]}',
+        400,
+    ),
+    ("messages", b'{"model": "mock-small", "messages": []}', 400),
+    ("messages", b'{"model": "mock-small", "max_tokens": 1e400, "messages": []}', 400),
+    (
+        "messages",
+        b'{"model": "up", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}',
+        403,
+    ),
+    ("messages", b'{"model": "mock-small", "max_tokens": 5, "messages": [{"role": 5}]}', 400),
+    ("count_tokens", b'{"model": "mock-small", "messages": "hi"}', 400),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "body", "status"), BAD_FORMAT_BODIES)
+def test_bad_responses_and_messages_bodies_get_the_formats_own_4xx(
+    keyed: httpx.Client, endpoint: str, body: bytes, status: int
+) -> None:
+    request = HostileRequest(endpoint, "application/json", body, key=_key("plain"))
+    response = keyed.post(request.path, content=body, headers=request.headers())
+    assert response.status_code == status, response.text
+    assert (
+        check_answer(status, response.headers["content-type"], response.content, endpoint) is None
+    )

@@ -59,7 +59,7 @@ def normalize_item(item: Any, param: str, ids: Ids) -> dict[str, Any]:
 
 def _message(item: dict[str, Any], param: str, ids: Ids) -> dict[str, Any]:
     role = item.get("role")
-    if role not in MESSAGE_ROLES:
+    if not isinstance(role, str) or role not in MESSAGE_ROLES:  # a dict is unhashable
         raise InvalidRequest(
             f"'{param}.role' must be one of user, system, developer, assistant.",
             param=f"{param}.role",
@@ -85,7 +85,7 @@ def _message(item: dict[str, Any], param: str, ids: Ids) -> dict[str, Any]:
 
 def _part(part: Any, param: str) -> dict[str, Any]:
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind in TEXT_PARTS:
+    if isinstance(kind, str) and kind in TEXT_PARTS:  # a dict is unhashable
         field = "refusal" if kind == "refusal" else "text"
         text = part.get(field)
         if not isinstance(text, str):
