@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.auth.principal import ANONYMOUS
 from gateway.config.access import BudgetConfig
 from gateway.context import RequestContext
 from gateway.db.feedback import FeedbackArchive
@@ -49,6 +50,8 @@ class Records:
         ledger = self.ledger
 
         def sink(ctx: RequestContext, reply: Reply) -> None:
+            if unidentified_and_free(ctx, reply):
+                return  # counted in metrics; an unauthenticated flood never grows the ledger
             ledger.record(ctx, reply, prices)
 
         return sink
@@ -66,6 +69,12 @@ class Records:
     async def aclose(self) -> None:
         await self.ledger.aclose()
         await self.database.aclose()
+
+
+def unidentified_and_free(ctx: RequestContext, reply: Reply) -> bool:
+    """A request no key answered for (401, a per-IP 429, a body refused before auth) that
+    used no tokens: the ledger records what keys did and what was spent, nothing else."""
+    return ctx.principal is ANONYMOUS and (reply.usage is None or reply.usage.total_tokens == 0)
 
 
 def build_records(url: str, metrics: Metrics, previous: Records | None) -> Records:
