@@ -46,9 +46,9 @@ from common import (
     write_wrk_script,
 )
 
+from gateway.accounting.pricing import PriceBook
 from gateway.context import RequestContext
 from gateway.db.ledger import ledger_row
-from gateway.pricing import PriceBook
 from gateway.types import Reply, Usage
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import uvicorn
 
+from gateway.accounting.tokens import encoder
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.connection_guard import ConnectionLimits, GuardedHTTP
 from gateway.observability.logging import configure_logging
 from gateway.observability.multiprocess import prepare_multiprocess_dir
 from gateway.observability.redaction import config_secrets
-from gateway.tokens import encoder
 
 
 def serve(

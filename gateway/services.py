@@ -12,11 +12,11 @@ from gateway.state import StateBackend
 from gateway.types import Provider
 
 if TYPE_CHECKING:  # cache services: imported by their builders only when configured
+    from gateway.accounting.pricing import PriceBook
     from gateway.auth.authenticator import Authenticator
     from gateway.cache.embedders import Embedder
     from gateway.cache.lifecycle import CacheBackends
     from gateway.db.records import Records
-    from gateway.pricing import PriceBook
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from gateway.accounting.usage_bounds import token_count
 from gateway.formats import Endpoint as Endpoint  # re-exported beside the core types
 from gateway.formats import Ingress as Ingress
-from gateway.usage_bounds import token_count
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext

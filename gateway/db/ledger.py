@@ -33,10 +33,10 @@ from typing import Any
 
 import asyncpg
 
+from gateway.accounting.pricing import PriceBook
 from gateway.context import RequestContext
 from gateway.db.pool import DB_ERRORS, Database
 from gateway.observability.metrics import Metrics
-from gateway.pricing import PriceBook
 from gateway.types import Reply
 
 log = logging.getLogger("gateway")

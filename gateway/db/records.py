@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.accounting.pricing import PriceBook
 from gateway.auth.principal import ANONYMOUS
 from gateway.config.access import BudgetConfig
 from gateway.context import RequestContext
@@ -22,7 +23,6 @@ from gateway.db.spend import LedgerSpendStore
 from gateway.db.usage import UsageQuery, usage_report
 from gateway.errors import DatabaseUnavailable
 from gateway.observability.metrics import Metrics
-from gateway.pricing import PriceBook
 from gateway.state import StateBackend
 from gateway.types import Reply
 

@@ -16,8 +16,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from gateway.auth.principal import Principal
-from gateway.budgets import (
+from gateway.accounting.budgets import (
     PERIODS,
     RETENTION_SECONDS,
     Reservation,
@@ -25,6 +24,7 @@ from gateway.budgets import (
     period_ids,
     spend_key,
 )
+from gateway.auth.principal import Principal
 from gateway.config.access import BudgetConfig
 from gateway.db.pool import DB_ERRORS, Database
 from gateway.state import StateBackend

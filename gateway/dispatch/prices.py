@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.accounting.pricing import Price, PriceBook
 from gateway.config.schema import GatewayConfig
-from gateway.pricing import Price, PriceBook
 
 
 def price_book(config: GatewayConfig, previous: PriceBook | None = None) -> PriceBook:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from gateway.accounting.pricing import PriceBook
 from gateway.context import RequestContext
 from gateway.experiments.assign import Assignment
 from gateway.experiments.store import ExperimentStore, Link, Outcome
 from gateway.observability.metrics import Metrics, status_class
-from gateway.pricing import PriceBook
 from gateway.types import Usage
 
 log = logging.getLogger("gateway")

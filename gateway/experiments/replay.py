@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
+from gateway.accounting.pricing import PriceBook
 from gateway.experiments.assign import FORCE_HEADER
-from gateway.pricing import PriceBook
 
 Check = Callable[[str], bool]
 

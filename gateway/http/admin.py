@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.accounting.budgets import SpendStore
 from gateway.auth.keys import KeyExists, KeyStore
-from gateway.budgets import SpendStore
 from gateway.config.access import KEY_ID, KeyPolicy
 from gateway.errors import InvalidRequest
 from gateway.http.admin_auth import Handler, admin_only, authenticator

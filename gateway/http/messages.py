@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.accounting.tokens import count_prompt_tokens
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, ModelNotFound, PermissionDenied
 from gateway.http.admin_auth import caller
@@ -27,7 +28,6 @@ from gateway.ingress.anthropic.events import message_events, native_events
 from gateway.ingress.anthropic.parse import parse_messages
 from gateway.ingress.anthropic.render import error_body, message_body
 from gateway.runtime import Runtime
-from gateway.tokens import count_prompt_tokens
 from gateway.types import Reply
 
 DROPPED_HEADER = "x-gateway-dropped-params"  # what translation could not carry over

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from gateway.accounting.budgets import SpendStore
+from gateway.accounting.tokens import encoder
 from gateway.auth.authenticator import Authenticator
-from gateway.budgets import SpendStore
 from gateway.config.schema import GatewayConfig
 from gateway.dispatch.prices import prices_of
 from gateway.limiter import Limiter
@@ -18,7 +19,6 @@ from gateway.pipeline.auth import Auth
 from gateway.pipeline.caps import Caps
 from gateway.pipeline.ratelimit import RateLimit
 from gateway.state import StateBackend
-from gateway.tokens import encoder
 from gateway.types import Stage
 
 if TYPE_CHECKING:

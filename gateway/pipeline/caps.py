@@ -5,7 +5,7 @@ tighter wins. A request over the ceiling is clamped (and told so in the
 `x-gateway-max-tokens-clamped` header) or refused with 400, as configured. Prompts counted
 over `max_input_tokens` are refused with 400 before any upstream call. Budgets: the
 request's maximum cost is reserved here (429 insufficient_quota when it does not fit) and
-settled to the real cost when the reply completes (gateway/budgets.py has the bound).
+settled to the real cost when the reply completes (gateway/accounting/budgets.py has the bound).
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from gateway.accounting.budget_cost import max_request_cost
+from gateway.accounting.budgets import Reservation, SpendStore
 from gateway.accounting.caps import effective_caps, planned_output
+from gateway.accounting.pricing import PriceBook
+from gateway.accounting.tokens import count_prompt_tokens
+from gateway.accounting.usage_bounds import sane_tokens
 from gateway.auth.principal import ANONYMOUS
-from gateway.budget_cost import max_request_cost
-from gateway.budgets import Reservation, SpendStore
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.config.schema import ModelConfig
 from gateway.context import RequestContext
 from gateway.errors import InputTooLarge, InvalidRequest, QuotaExceeded
 from gateway.observability.metrics import Metrics
-from gateway.pricing import PriceBook
 from gateway.request import CanonicalRequest
 from gateway.state.health import RedisUnavailable
-from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
-from gateway.usage_bounds import sane_tokens
 
 log = logging.getLogger("gateway")
 CLAMP_HEADER = "x-gateway-max-tokens-clamped"
@@ -137,7 +137,7 @@ class Caps:
             )
 
     async def reserve_budget(self, ctx: RequestContext, caps: CapsConfig) -> Reservation | None:
-        """Reserve the request's maximum cost under its budgets (gateway/budgets.py)."""
+        """Reserve the request's maximum cost under its budgets (gateway/accounting/budgets.py)."""
         if not ctx.prompt_tokens_estimate:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         request = ctx.request

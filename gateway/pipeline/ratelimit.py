@@ -10,14 +10,14 @@ trip (gateway/limiter.py). Every answer carries OpenAI's x-ratelimit-* headers.
 from __future__ import annotations
 
 from gateway.accounting.caps import effective_caps, planned_output
+from gateway.accounting.tokens import count_prompt_tokens
+from gateway.accounting.usage_bounds import sane_tokens
 from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
 from gateway.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.headers import ratelimit_headers, refusal
 from gateway.ratelimit.rules import request_rules
-from gateway.tokens import count_prompt_tokens
 from gateway.types import Next, Reply
-from gateway.usage_bounds import sane_tokens
 
 
 class RateLimit:

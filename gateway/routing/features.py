@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.context import RequestContext
 
-CHARS_PER_TOKEN = 4  # until gateway/tokens.py counts for us: a cheap, stable estimate
+CHARS_PER_TOKEN = 4  # until gateway/accounting/tokens.py counts for us: a cheap, stable estimate
 CODE_WORDS = ("def ", "class ", "import ", "function ", "const ", "let ", "var ", "public ")
 CODE_LINE = re.compile(
     r"^[ \t]*(?:def |class |import |from \S+ import |function |const |let |var |public |#include)"

@@ -1,5 +1,5 @@
 """Exact budgets: concurrent requests at two `gateway serve` processes sharing Redis never
-spend past a budget, beyond the documented prompt-estimate slack (gateway/budgets.py).
+spend past a budget, beyond the documented prompt-estimate slack (gateway/accounting/budgets.py).
 
 Each request reserves its maximum cost (prompt estimate + max_tokens x n at the model's
 price) before the call; the mock provider reports exactly that maximum, or more prompt
@@ -20,8 +20,8 @@ import httpx
 import pytest
 import redis
 
+from gateway.accounting.tokens import count_prompt_tokens
 from gateway.auth.keys import hash_key
-from gateway.tokens import count_prompt_tokens
 from tests.gateway_process import GatewayProcess, gateway_process
 from tests.redis_keys import drop_prefix
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from gateway.accounting.caps import effective_caps
+from gateway.accounting.pricing import PriceBook
 from gateway.auth.keys import hash_key
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.pipeline.caps import CLAMP_HEADER
-from gateway.pricing import PriceBook
 from tests.access.conftest import ADMIN, redis_state
 from tests.servers import RunningServer
 from tests.upstream import FakeUpstream
@@ -143,7 +143,7 @@ def test_effective_caps_merge(model: CapsConfig, key: CapsConfig, expected: Caps
 
 
 def test_prices_come_from_bundled_map_and_overrides() -> None:
-    from gateway.pricing import Price
+    from gateway.accounting.pricing import Price
 
     book = PriceBook({"cheap": Price(0.0, 1e-6)})
     assert book.cost("alias", "gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.15)

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import redis
 
+from gateway.accounting.tokens import count_prompt_tokens
 from gateway.auth.keys import hash_key
-from gateway.tokens import count_prompt_tokens
 from tests.gateway_process import GatewayProcess, free_port, gateway_process
 
 KEY = "sk-test-cluster-0123456789"

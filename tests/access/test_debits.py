@@ -19,12 +19,12 @@ import httpx
 import orjson
 import pytest
 
+from gateway.accounting.usage_bounds import MAX_TOKENS, sane_tokens
 from gateway.auth.keys import hash_key
 from gateway.observability.metrics import Metrics
 from gateway.state.health import PoolExhausted
 from gateway.state.redis import RedisState
 from gateway.state.retry_queue import RetryQueue
-from gateway.usage_bounds import MAX_TOKENS, sane_tokens
 from tests.access.conftest import ADMIN
 from tests.redis_keys import drop_prefix
 from tests.servers import RunningServer

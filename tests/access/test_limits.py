@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from gateway.accounting.tokens import count_prompt_tokens
 from gateway.ratelimit.headers import duration
-from gateway.tokens import count_prompt_tokens
 from tests.access.conftest import KEY_A, KEYS_YAML, redis_state
 from tests.servers import RunningServer
 from tests.upstream import FakeUpstream

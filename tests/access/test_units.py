@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.accounting.budgets import spend_key
+from gateway.accounting.tokens import CharEstimate, count_prompt_tokens, count_text, encoder
 from gateway.auth.keys import KEY_PREFIX, hash_key, new_key
-from gateway.budgets import spend_key
 from gateway.config.schema import StateConfig
 from gateway.state import build_state
 from gateway.state.backend import Hold
-from gateway.tokens import CharEstimate, count_prompt_tokens, count_text, encoder
 
 
 @pytest.mark.parametrize(

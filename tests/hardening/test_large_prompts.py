@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.tokens import EXACT_BUDGET_CHARS, count_prompt_tokens, count_text
+from gateway.accounting.tokens import EXACT_BUDGET_CHARS, count_prompt_tokens, count_text
 from tests.gateway_process import gateway_process
 from tests.hardening.harness import CHAT
 
@@ -91,6 +91,6 @@ def test_past_the_budget_the_estimate_is_an_upper_bound(filler: str) -> None:
 
 
 def _exact_tokens(text: str) -> list[int]:
-    from gateway.tokens import encoder
+    from gateway.accounting.tokens import encoder
 
     return encoder().encode_ordinary(text)

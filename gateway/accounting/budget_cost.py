@@ -1,4 +1,4 @@
-"""A request's maximum cost, reserved against budgets before the call (gateway/budgets.py).
+"""A request's maximum cost, reserved against budgets before the call (gateway/accounting/budgets.py).
 
 prompt estimate + planned output (bound x choices, gateway/accounting/caps.py), priced at
 the most expensive deployment the request may be sent to (its target alias's deployments
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.accounting.pricing import PriceBook
 from gateway.config.schema import ModelConfig
-from gateway.pricing import PriceBook
 
 UNBOUNDED_OUTPUT = 4096  # output tokens reserved when neither request nor model bounds it
 

@@ -5,7 +5,7 @@ under (the key's and its team's, day and month), atomically in one Lua call on R
 (gateway/state/reserve_script.py) or one step in memory: `spent + reserved by calls in
 flight + this request's maximum <= budget`, else 429 insufficient_quota and nothing is
 reserved. The maximum is the prompt estimate plus the output bound (x choices) at the
-most expensive deployment the request may be sent to (gateway/budget_cost.py). When the
+most expensive deployment the request may be sent to (gateway/accounting/budget_cost.py). When the
 reply completes, the reservation is replaced by the real cost (`settle`), which is
 written at once or queued and retried (gateway/state/retry_queue.py): no reply goes
 unrecorded.
