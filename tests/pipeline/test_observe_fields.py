@@ -96,6 +96,6 @@ def test_log_lines_carry_no_object_reprs() -> None:
     assert "object at 0x" not in line
     entry = orjson.loads(line)
     assert "litellm_redacted" not in entry
-    assert entry["msg"] == "client <tests.test_observe_fields.Handle>"
-    assert entry["nested"] == {"handle": "<tests.test_observe_fields.Handle>", "n": 1}
+    assert entry["msg"] == "client <tests.pipeline.test_observe_fields.Handle>"
+    assert entry["nested"] == {"handle": "<tests.pipeline.test_observe_fields.Handle>", "n": 1}
     assert entry["kept"] == "text"
