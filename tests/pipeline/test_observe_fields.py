@@ -16,8 +16,8 @@ import pytest
 from gateway.observability.logging import JSONFormatter
 from tests.access.conftest import KEY_A, KEYS_YAML
 from tests.conftest import upstream_config
+from tests.observability.test_metrics import samples, value
 from tests.servers import RunningServer
-from tests.test_operations_metrics import samples, value
 from tests.upstream import FakeUpstream
 
 LIMIT = "limits: {default_key: {requests: ['1/minute']}}\n"
