@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from functools import cache
@@ -127,3 +128,18 @@ def gateway(
 ) -> RunningServer:
     _, server = upstream_server
     return start_gateway(upstream_config(server.url))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A real PostgreSQL with pgvector (the `pgserver` package), in a temporary folder; one
+    per run, shared by the vector store's tests (tests/cache) and the stage's (tests/pipeline)."""
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="gw-pg-") as folder:
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+        try:
+            server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+            yield server.get_uri()
+        finally:
+            server.cleanup()

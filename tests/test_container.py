@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.gateway_process import free_port
-from tests.test_operations_metrics import MOCK_CONFIG, drive, samples, value
+from tests.observability.test_metrics import MOCK_CONFIG, drive, samples, value
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ import openai
 import pytest
 
 from tests.gateway_process import free_port
-from tests.test_operations_metrics import samples, value
+from tests.observability.test_metrics import samples, value
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "gateway:test"

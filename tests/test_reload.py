@@ -18,8 +18,8 @@ from gateway.config import load_config, load_config_text
 from gateway.generations import InFlight, retire_when_idle, reuse_providers
 from gateway.providers.registry import build_provider
 from tests.gateway_process import gateway_process
+from tests.observability.test_metrics import samples, value
 from tests.servers import RunningServer, serve_in_thread
-from tests.test_operations_metrics import samples, value
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

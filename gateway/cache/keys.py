@@ -3,7 +3,7 @@
 Every request field is either in `KEY_FIELDS` (hashed) or in `IGNORED_FIELDS` (with the
 reason it cannot change the answer). A field in neither list — one OpenAI adds next year,
 or a provider-specific extra — is hashed too: an unknown field may change the answer, and
-a needless miss is cheap while a wrong hit is not. `tests/cache_stage/test_keys.py` pins
+a needless miss is cheap while a wrong hit is not. `tests/cache/test_keys.py` pins
 both lists, so a new field forces a decision here.
 
 `model` is never hashed as the client wrote it: the key holds the alias routing chose and

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.request import CanonicalRequest
+from gateway.request import CanonicalRequest, text_of
 from gateway.types import Endpoint
 
 USER = {"role": "user", "content": "newest"}
@@ -98,3 +98,71 @@ def test_choices(endpoint: Endpoint, body: dict, choices: int) -> None:
 )
 def test_newest_user_text(endpoint: Endpoint, body: dict[str, Any], text: str) -> None:
     assert CanonicalRequest(endpoint, body).newest_user_text() == text
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "text"),
+    [
+        ("chat", {"messages": [{"role": "system", "content": "s"}, USER]}, "s\nnewest"),
+        ("chat", {"messages": [USER, "junk", None, {"role": "user"}, {"content": 5}]}, "newest"),
+        ("chat", {"messages": {"role": "user", "content": "not a list"}}, ""),
+        ("completions", {"prompt": ["a", 1, "b"]}, "a\nb"),
+        ("completions", {"prompt": {"text": "x"}}, ""),
+        ("embeddings", {"input": "e"}, "e"),
+        ("embeddings", {"input": [[1, 2, 3]]}, ""),  # token ids: no text
+    ],
+)
+def test_prompt_text_joins_every_input_text_and_skips_the_rest(
+    endpoint: Endpoint, body: dict[str, Any], text: str
+) -> None:
+    assert CanonicalRequest(endpoint, body).prompt_text() == text
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("plain", "plain"),
+        ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "a\nb"),
+        ([{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}], None),
+        ([{"type": "text", "text": 5}], None),
+        (["a"], None),
+        (None, None),
+        ({"type": "text", "text": "a"}, None),
+    ],
+)
+def test_text_of_is_none_unless_every_part_is_text(content: Any, text: str | None) -> None:
+    assert text_of(content) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "has_tools", "wants_json", "stream"),
+    [
+        ({}, False, False, False),
+        ({"tools": [{"type": "function"}]}, True, False, False),
+        ({"functions": [{"name": "f"}]}, True, False, False),
+        ({"tools": []}, False, False, False),
+        ({"response_format": {"type": "json_object"}}, False, True, False),
+        ({"response_format": {"type": "json_schema", "json_schema": {}}}, False, True, False),
+        ({"response_format": {"type": "text"}}, False, False, False),
+        ({"response_format": "json_object"}, False, False, False),
+        ({"stream": True}, False, False, True),
+        ({"stream": "true"}, False, False, False),  # only the JSON true streams
+    ],
+)
+def test_tools_response_format_and_stream(
+    body: dict[str, Any], has_tools: bool, wants_json: bool, stream: bool
+) -> None:
+    request = CanonicalRequest("chat", body)
+    assert (request.has_tools, request.wants_json, request.stream) == (
+        has_tools,
+        wants_json,
+        stream,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "metadata"),
+    [({}, {}), ({"metadata": {"a": "b"}}, {"a": "b"}), ({"metadata": ["a"]}, {})],
+)
+def test_metadata_is_a_dict_or_empty(body: dict[str, Any], metadata: dict[str, Any]) -> None:
+    assert CanonicalRequest("chat", body).metadata == metadata

@@ -16,7 +16,7 @@ import pytest
 from gateway.providers.mock_agent import example
 from tests.servers import RunningServer
 
-QUICKSTART = (Path(__file__).parent.parent / "gateway" / "quickstart.yaml").read_text()
+QUICKSTART = (Path(__file__).parents[2] / "gateway" / "quickstart.yaml").read_text()
 WEATHER = {
     "type": "object",
     "properties": {

@@ -12,7 +12,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.observability.metrics import Metrics
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "helm/gateway/dashboards/gateway.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "helm/gateway/dashboards/gateway.json"
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 SELECTOR = re.compile(r"\b(gateway_[a-z0-9_]+)(?:\{([^}]*)\})?")
 MATCHER_LABEL = re.compile(r"([a-z_]+)\s*(?:=~|!~|!=|=)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config_text
-from tests.test_config import GOOD as CONFIG
+from tests.config.test_load import GOOD as CONFIG
 
 GOOD = (
     CONFIG

@@ -16,8 +16,8 @@ import pytest
 from gateway.observability.logging import JSONFormatter
 from tests.access.conftest import KEY_A, KEYS_YAML
 from tests.conftest import upstream_config
+from tests.observability.test_metrics import samples, value
 from tests.servers import RunningServer
-from tests.test_operations_metrics import samples, value
 from tests.upstream import FakeUpstream
 
 LIMIT = "limits: {default_key: {requests: ['1/minute']}}\n"
@@ -96,6 +96,6 @@ def test_log_lines_carry_no_object_reprs() -> None:
     assert "object at 0x" not in line
     entry = orjson.loads(line)
     assert "litellm_redacted" not in entry
-    assert entry["msg"] == "client <tests.test_observe_fields.Handle>"
-    assert entry["nested"] == {"handle": "<tests.test_observe_fields.Handle>", "n": 1}
+    assert entry["msg"] == "client <tests.pipeline.test_observe_fields.Handle>"
+    assert entry["nested"] == {"handle": "<tests.pipeline.test_observe_fields.Handle>", "n": 1}
     assert entry["kept"] == "text"
