@@ -1,4 +1,4 @@
-"""A request's maximum cost, reserved against budgets before the call (gateway/accounting/budgets.py).
+"""A request's maximum cost, reserved against budgets before the call (accounting/budgets.py).
 
 prompt estimate + planned output (bound x choices, gateway/accounting/caps.py), priced at
 the most expensive deployment the request may be sent to (its target alias's deployments

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import RequestContext
-from gateway.streaming.relay import relay
+from gateway.streaming.relay import relay, release
 from gateway.types import Reply
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -73,7 +73,7 @@ class ReplyResponse:
             else:
                 await self._stream(receive, send)
         finally:
-            await self.reply.close()
+            await release(self.reply, self.ctx)
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         """Send the relay's events until the reply ends or the client leaves.

@@ -82,6 +82,15 @@ async def chunks(
         await reply.close()
 
 
+async def release(reply: Reply, ctx: RequestContext) -> None:
+    """Close a reply once the HTTP layer is done with it, sent or not. A stream closed
+    before its relay read anything (the client left while the response started) never ran
+    `chunks`: it is billed its prompt estimate, as a cut stream is, never 0."""
+    if reply.is_stream and reply.usage is None:
+        reply.usage = Usage(prompt_tokens=ctx.prompt_tokens_estimate, estimated=True)
+    await reply.close()
+
+
 def _decode(payload: bytes) -> dict[str, Any]:
     try:
         chunk = orjson.loads(payload)

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
+from gateway.accounting.budgets import SpendStore
+from gateway.accounting.pricing import Price, PriceBook
 from gateway.auth.principal import ANONYMOUS, Principal
-from gateway.budgets import SpendStore
 from gateway.config.access import BudgetConfig, CapsConfig, CapsSection
 from gateway.config.schema import DeploymentConfig, ModelConfig
 from gateway.errors import GatewayError
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.caps import CLAMP_HEADER, Caps
-from gateway.pricing import Price, PriceBook
 from gateway.state.memory import MemoryState
 from gateway.types import Usage
 from tests.fakes import USER, Answer, context
