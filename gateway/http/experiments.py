@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import GatewayError, InvalidRequest, StateUnavailable
+from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, StateUnavailable
 from gateway.experiments.report import build_report
 from gateway.experiments.store import OUTCOMES, ExperimentStore, Feedback, Link
 from gateway.http.admin_auth import Handler, admin_only, caller, error_response
@@ -22,10 +22,6 @@ log = logging.getLogger("gateway")
 MAX_FEEDBACK_BYTES = 16 * 1024
 MAX_SCORE = 1e6  # scores are summed: bounded, so no sum can overflow to inf
 DEFAULT_FEEDBACK_TTL = 7 * 24 * 3600.0  # for an experiment removed by a reload
-
-
-class NotFound(InvalidRequest):
-    status = 404
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -100,7 +96,7 @@ async def record(runtime: Runtime, key_id: str, request_id: str, given: Feedback
     try:
         link = await store.lookup(key_id, request_id)
         if link is None:
-            raise NotFound(
+            raise ResourceNotFound(
                 "No experiment request with this id (unknown or expired).",
                 code="request_not_found",
                 param="request_id",
@@ -127,7 +123,7 @@ def report_endpoint(runtime: Runtime) -> Handler:
         name = request.path_params["name"]
         experiment = runtime.config.experiments.get(name)
         if experiment is None or runtime.services is None:
-            return error_response(NotFound(f"No experiment named '{name}'.", code="not_found"))
+            return error_response(ResourceNotFound(f"No experiment named '{name}'."))
         store = ExperimentStore(runtime.services.state)
         try:
             body = await build_report(store, name, experiment)
