@@ -57,6 +57,7 @@ from common import (
     write_config,
     write_wrk_script,
 )
+from profiles import Target, extra_targets
 
 SECTIONS = ("nonstream", "stream", "startup", "messages")
 MIB = 1024 * 1024
@@ -106,32 +107,46 @@ def ratio(gw: float, direct: float) -> str:
 
 
 def bench_nonstream(
-    plan: Plan, targets: dict[str, int], tmp: Path, gw_pid: int | None = None
+    plan: Plan,
+    targets: dict[str, int],
+    tmp: Path,
+    gw_pid: int | None = None,
+    extra: list[Target] | None = None,
 ) -> dict[str, Any]:
     """Chat completions direct and through the gateway; with the gateway, also the
-    Responses API (translated to the same chat call) and the gateway's CPU per request."""
+    Responses API (translated to the same chat call) and the gateway's CPU per request;
+    `extra` targets (the production shape, peers) get the same chat rows."""
+    runs = [
+        Target(name, port, pid=gw_pid if name == "gateway" else None)
+        for name, port in targets.items()
+    ]
+    runs += extra or []
     scripts = {
-        CHAT_PATH: write_wrk_script(tmp / "chat.lua", CHAT_BODY),
-        RESPONSES_PATH: write_wrk_script(tmp / "responses.lua", RESPONSES_BODY),
+        t.name: write_wrk_script(tmp / f"{t.name}.lua", {**CHAT_BODY, "model": t.model}, t.headers)
+        for t in runs
     }
-    runs = [(name, port, CHAT_PATH) for name, port in targets.items()]
+    paths = {t.name: CHAT_PATH for t in runs}
     if "gateway" in targets:
-        runs.append(("responses", targets["gateway"], RESPONSES_PATH))
+        runs.insert(2, Target("responses", targets["gateway"], pid=gw_pid))
+        scripts["responses"] = write_wrk_script(tmp / "responses.lua", RESPONSES_BODY)
+        paths["responses"] = RESPONSES_PATH
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     for conns in plan.connections:
-        for name, port, path in runs:
-            url = f"http://127.0.0.1:{port}{path}"
-            run_wrk(url, conns, plan.warmup_s, scripts[path])  # fill pools, warm caches
-            cpu0 = cpu_seconds(gw_pid) if gw_pid and name != "direct" else None
-            r = run_wrk(url, conns, plan.wrk_s, scripts[path])
-            f = results[f"{name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
-            if cpu0 is not None and gw_pid and r.requests:
-                f["gateway_cpu_us"] = (cpu_seconds(gw_pid) - cpu0) / r.requests * 1e6
+        for t in runs:
+            url = f"http://127.0.0.1:{t.port}{paths[t.name]}"
+            run_wrk(url, conns, plan.warmup_s, scripts[t.name])  # fill pools, warm caches
+            cpu0 = cpu_seconds(t.pid) if t.pid else None
+            r = run_wrk(url, conns, plan.wrk_s, scripts[t.name])
+            f = results[f"{t.name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
+            if cpu0 is not None and t.pid and r.requests:
+                f["gateway_cpu_us"] = (cpu_seconds(t.pid) - cpu0) / r.requests * 1e6
             cpu = f"{f['gateway_cpu_us']:.0f}" if "gateway_cpu_us" in f else "-"
-            rows.append([conns, name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors, cpu])
+            rows.append([conns, t.name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors, cpu])
         if "gateway" in targets:
             rows += added_rows(results, conns)
+        for t in extra or []:
+            rows += compared_rows(results, conns, t.name, ["direct", "gateway"])
     print(
         f"\n== Non-streaming POST {CHAT_PATH} (responses: POST {RESPONSES_PATH} through the "
         f"gateway)  (wrk, {plan.wrk_s:g} s per row, CPU {CPU_LOAD})"
@@ -169,6 +184,34 @@ def added_rows(results: dict[str, Any], conns: int) -> list[list[object]]:
             cpu,
         ]
     )
+    return rows
+
+
+def compared_rows(
+    results: dict[str, Any], conns: int, name: str, bases: list[str]
+) -> list[list[object]]:
+    """`name` against each base: RPS ratio, added p50/p99, CPU per request ratio."""
+    rows: list[list[object]] = []
+    x = results[f"{name}@{conns}"]
+    for base in bases:
+        b = results.get(f"{base}@{conns}")
+        if b is None:
+            continue
+        cpu = "-"
+        if "gateway_cpu_us" in x and "gateway_cpu_us" in b:
+            cpu = ratio(x["gateway_cpu_us"], b["gateway_cpu_us"])
+        label = f"{name}/{'plain' if base == 'gateway' else base}"
+        rows.append(
+            [
+                conns,
+                label,
+                ratio(x["rps"], b["rps"]),
+                added(x["p50_ms"], b["p50_ms"]),
+                added(x["p99_ms"], b["p99_ms"]),
+                "",
+                cpu,
+            ]
+        )
     return rows
 
 
@@ -282,9 +325,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             gw = start_gateway(procs, args.gateway, up.port, plan, tmp)
             results["startup"] = measure_startup(gw, plan)
             targets["gateway"] = gw.port
+        extra = extra_targets(args, procs, up.port, tmp)
         if "nonstream" in sections:
             gw_pid = gw.pid if gw is not None and args.gateway == "real" else None
-            results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid)
+            results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid, extra)
         if "stream" in sections:
             results["stream"] = bench_stream(plan, targets)
         if "messages" in sections and gw is not None and args.gateway == "real":
@@ -316,6 +360,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--chunks", type=int, default=50, help="SSE chunks per stream")
     ap.add_argument("--chunk-delay-ms", type=float, default=10.0)
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument(
+        "--profile",
+        choices=("plain", "production"),
+        default="plain",
+        help="production: also the gateway with a key, limits and budgets in Redis, metrics "
+        "and access log on, beside the plain rows",
+    )
+    ap.add_argument("--peers", action="store_true", help="also LiteLLM / Portkey, if installed")
+    ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    ap.add_argument("--workers", type=int, default=1, help="gateway serve --workers (production)")
     return ap.parse_args(argv)
 
 
