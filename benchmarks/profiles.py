@@ -81,7 +81,7 @@ def production_config(upstream: int, port: int, redis_url: str) -> dict[str, Any
 
 
 def start_production(
-    procs: Processes, upstream: int, tmp: Path, cpu: int, redis_url: str, workers: int = 1
+    procs: Processes, upstream: int, tmp: Path, cpu: int | None, redis_url: str, workers: int = 1
 ) -> Service:
     port = free_port()
     config = write_config(production_config(upstream, port, redis_url), tmp / "production.yaml")
@@ -158,7 +158,8 @@ def extra_targets(
     answering; a peer that is not installed is skipped with a message."""
     out: list[Target] = []
     if args.profile == "production":
-        svc = start_production(procs, upstream, tmp, CPU_GATEWAY, args.redis_url, args.workers)
+        cpu = CPU_GATEWAY if args.workers == 1 else None  # several workers: every core
+        svc = start_production(procs, upstream, tmp, cpu, args.redis_url, args.workers)
         wait_for_health(svc)
         out.append(production_target(svc))
     if not args.peers:

@@ -20,7 +20,7 @@ from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold
 from gateway.state.health import RedisHealth
 from gateway.state.redis_url import limits_uri, redis_client
-from gateway.state.reserve_script import RESERVE
+from gateway.state.reserve_script import INCREMENT, RESERVE
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
 
@@ -61,6 +61,7 @@ class RedisState:
         )
         self.debit_batch = WriteBatch(self._write_debits, self.debits)
         self._reserve = self.client.register_script(RESERVE)
+        self._increment = self.client.register_script(INCREMENT)
 
     async def get(self, key: str) -> bytes | None:
         with self.health.guard():
@@ -120,20 +121,36 @@ class RedisState:
         self, updates: dict[str, dict[str, float]], ttl: float | None = None
     ) -> None:
         with self.health.guard():
+            if not self.cluster:  # one script call (its keys may span slots: not there)
+                keys, args = self._increment_call(updates, ttl)
+                if keys:
+                    await self._increment(keys=keys, args=args)
+                return
             async with self.client.pipeline(transaction=False) as pipe:
-                self._queue_increments(pipe, updates, ttl)
+                for key, amounts in updates.items():
+                    full = self.prefix + key
+                    for field, amount in amounts.items():
+                        if amount:
+                            pipe.hincrbyfloat(full, field, amount)
+                    if ttl:
+                        pipe.pexpire(full, int(ttl * 1000), nx=True)
                 await pipe.execute()
 
-    def _queue_increments(
-        self, pipe: Any, updates: dict[str, dict[str, float]], ttl: float | None
-    ) -> None:
+    def _increment_call(
+        self, updates: dict[str, dict[str, float]], ttl: float | None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the INCREMENT script (gateway/state/reserve_script.py)."""
+        keys: list[str] = []
+        args: list[Any] = [int(ttl * 1000) if ttl else 0]
         for key, amounts in updates.items():
-            full = self.prefix + key
-            for field, amount in amounts.items():
-                if amount:
-                    pipe.hincrbyfloat(full, field, amount)
-            if ttl:
-                pipe.pexpire(full, int(ttl * 1000), nx=True)
+            fields = [(f, a) for f, a in amounts.items() if a]
+            if not fields and not ttl:
+                continue
+            keys.append(self.prefix + key)
+            args.append(len(fields))
+            for field, amount in fields:
+                args += [field, repr(float(amount))]
+        return keys, args
 
     async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
         with self.health.guard():
@@ -193,18 +210,23 @@ class RedisState:
         return refused - 1 if refused else None
 
     async def _reserve_after(self, debit: Debit, keys: list[str], args: list[Any]) -> int:
+        """The pending debits' INCREMENT call, then the reservation, in one pipeline."""
+        debit_keys, debit_args = self._increment_call(*debit)
         async with self.client.pipeline(transaction=False) as pipe:
-            self._queue_increments(pipe, *debit)
+            pipe.execute_command(
+                "EVALSHA", self._increment.sha, len(debit_keys), *debit_keys, *debit_args
+            )
             pipe.execute_command("EVALSHA", self._reserve.sha, len(keys), *keys, *args)
-            answers = await pipe.execute(raise_on_error=False)
-        for answer in answers[:-1]:
-            if isinstance(answer, Exception):
-                raise answer
-        if isinstance(answers[-1], NoScriptError):  # a restarted Redis: the debits landed
+            debited, reserved = await pipe.execute(raise_on_error=False)
+        if isinstance(debited, NoScriptError):  # a restarted Redis: neither script is there
+            await self._increment(keys=debit_keys, args=debit_args)
+        elif isinstance(debited, Exception):
+            raise debited
+        if isinstance(reserved, NoScriptError):
             return int(await self._reserve(keys=keys, args=args))
-        if isinstance(answers[-1], Exception):
-            raise answers[-1]
-        return int(answers[-1])
+        if isinstance(reserved, Exception):
+            raise reserved
+        return int(reserved)
 
     async def _ping(self) -> bool:
         try:
