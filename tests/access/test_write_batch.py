@@ -6,6 +6,8 @@
 - Against real Redis: an instance's next reservation carries its pending debits in the
   same round trip (it always sees its own spend), a failed reservation keeps them for the
   retry queue, and settlements reach Redis without any further request.
+- The limiter's token settlements: batched, written at shutdown, and queued (not lost)
+  when Redis refuses the batch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from limits import parse
 
+from gateway.limiter import Limiter, Rule
 from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold
 from gateway.state.redis import RedisState
@@ -150,3 +154,44 @@ class BrokenClient:
 
     async def execute(self, raise_on_error: bool = True) -> list[object]:
         raise ConnectionError("Redis refused the connection")
+
+
+async def test_token_settlements_are_batched_and_written_at_shutdown(redis_url: str) -> None:
+    prefix = unique_prefix()
+    rule = Rule("key", "tokens", parse("1000/minute"), "k")
+    limiter = Limiter(redis_url, prefix, Metrics())
+    reader = Limiter(redis_url, prefix, Metrics())
+    try:
+        decisions = [await limiter.acquire([(rule, 100)]) for _ in range(3)]
+        for decision in decisions:
+            await limiter.settle(decision, [(rule, -90)])  # each used 10 of its 100
+        assert len(limiter.settle_batch) == 3  # one write for the three, a few ms later
+        await limiter.aclose()  # shutdown writes what is pending
+        (window,) = await reader.primary.windows([rule])
+        assert window.remaining == 1000 - 3 * 10
+    finally:
+        await reader.aclose()
+        drop_prefix(redis_url, prefix)
+
+
+async def test_a_settlement_batch_redis_refuses_waits_in_the_retry_queue(redis_url: str) -> None:
+    prefix = unique_prefix()
+    rule = Rule("key", "tokens", parse("1000/minute"), "k2")
+    limiter = Limiter(redis_url, prefix, Metrics())
+    try:
+        decision = await limiter.acquire([(rule, 100)])
+        real_add = limiter.primary.add
+
+        async def refused(charges):  # type: ignore[no-untyped-def]
+            raise ConnectionError("Redis refused the connection")
+
+        limiter.primary.add = refused  # type: ignore[method-assign]
+        await limiter.settle(decision, [(rule, -60)])
+        await until(lambda: len(limiter.settlements) == 1)  # queued, not lost
+        limiter.primary.add = real_add  # type: ignore[method-assign]
+        await until(lambda: len(limiter.settlements) == 0, timeout=15)
+        (window,) = await limiter.primary.windows([rule])
+        assert window.remaining == 1000 - 40
+    finally:
+        await limiter.aclose()
+        drop_prefix(redis_url, prefix)
