@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from gateway.state.retry_queue import RetryQueue
-
-log = logging.getLogger("gateway")
 
 T = TypeVar("T")
 BATCH_SECONDS = 0.005
@@ -74,15 +71,7 @@ class WriteBatch(Generic[T]):
     async def _write(self, batch: list[T]) -> None:
         try:
             await self.write(batch)
-        except Exception as exc:  # queued, retried, never lost
-            log.warning(
-                "debits not written now; queued",
-                extra={
-                    "store": self.retry.store,
-                    "pending": len(batch),
-                    "error": type(exc).__name__,
-                },
-            )
+        except Exception:  # queued, retried, never lost (the retry queue logs its failures)
             for item in batch:
                 self.retry.put(item)
 
