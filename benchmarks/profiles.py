@@ -56,6 +56,8 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     model: str = "bench"
+    api_key: str | None = None  # for the streaming client, which sends no other header
+    streams: bool = False  # measured in the streaming rows too
 
 
 def production_config(upstream: int, port: int, redis_url: str) -> dict[str, Any]:
@@ -92,7 +94,8 @@ def start_production(
 
 
 def production_target(svc: Service) -> Target:
-    return Target("production", svc.port, {"Authorization": f"Bearer {PRODUCTION_KEY}"}, svc.pid)
+    auth = {"Authorization": f"Bearer {PRODUCTION_KEY}"}
+    return Target("production", svc.port, auth, svc.pid, api_key=PRODUCTION_KEY, streams=True)
 
 
 # -- peers -------------------------------------------------------------------------------

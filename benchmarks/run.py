@@ -230,19 +230,22 @@ def stream_figures(report: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
+def bench_stream(
+    plan: Plan, targets: dict[str, int], extra: list[Target] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     keys = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms")
-    runs = [(name, port, False) for name, port in targets.items()]
+    runs = [(name, port, False, None) for name, port in targets.items()]
     if "gateway" in targets:
-        runs.append(("responses", targets["gateway"], True))
+        runs.append(("responses", targets["gateway"], True, None))
+    runs += [(t.name, t.port, False, t.api_key) for t in extra or [] if t.streams]
     for n in plan.streams:
-        for name, port, responses in runs:
+        for name, port, responses, key in runs:
             if plan.stream_warmup:  # open the gateway's upstream connections first
-                run_stream_client(port, n, 1, ramp_ms=plan.stream_ms, responses=responses)
+                run_stream_client(port, n, 1, plan.stream_ms, responses=responses, api_key=key)
             report = run_stream_client(
-                port, n, plan.stream_rounds, ramp_ms=plan.stream_ms, responses=responses
+                port, n, plan.stream_rounds, plan.stream_ms, responses=responses, api_key=key
             )
             f = results[f"{name}@{n}"] = stream_figures(report)
             f["errors"] = report["errors"]
@@ -252,6 +255,9 @@ def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
             d, g, r = (results[f"{t}@{n}"] for t in ("direct", "gateway", "responses"))
             rows.append([n, "added", "", *(added(g[k], d[k]) for k in keys), ""])
             rows.append([n, "resp/chat", "", *(added(r[k], g[k]) for k in keys), ""])
+            for name, *_ in runs[3:]:
+                x = results[f"{name}@{n}"]
+                rows.append([n, f"{name}/plain", "", *(added(x[k], g[k]) for k in keys), ""])
     print(
         f"\n== Streaming  ({plan.chunks} chunks {plan.chunk_delay_ms:g} ms apart, "
         f"{plan.stream_rounds} stream(s) per connection, first requests spread over "
@@ -330,7 +336,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             gw_pid = gw.pid if gw is not None and args.gateway == "real" else None
             results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid, extra)
         if "stream" in sections:
-            results["stream"] = bench_stream(plan, targets)
+            results["stream"] = bench_stream(plan, targets, extra)
         if "messages" in sections and gw is not None and args.gateway == "real":
             results["messages"] = bench_messages(
                 gw, plan.connections, plan.wrk_s, plan.warmup_s, tmp
