@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from common import (
     write_wrk_script,
 )
 from profiles import Target, extra_targets
+from rows import added, added_rows, compared_rows, ms
 
 SECTIONS = ("nonstream", "stream", "startup", "messages")
 MIB = 1024 * 1024
@@ -84,23 +84,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         return Plan(2, 1, 1, False, 0.5, args.chunks, args.chunk_delay_ms)
     return Plan(10, 2, 4, True, 2.0, args.chunks, args.chunk_delay_ms)
-
-
-# -- formatting --------------------------------------------------------------------------
-
-
-def ms(x: float) -> str:
-    if math.isnan(x):
-        return "-"
-    return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}" if abs(x) < 100 else f"{x:.1f}"
-
-
-def added(gw: float, direct: float) -> str:
-    return "-" if math.isnan(gw - direct) else ("+" if gw >= direct else "") + ms(gw - direct)
-
-
-def ratio(gw: float, direct: float) -> str:
-    return f"x{gw / direct:.2f}" if direct else "-"
 
 
 # -- benchmarks --------------------------------------------------------------------------
@@ -154,65 +137,6 @@ def bench_nonstream(
     headers = ["conns", "target", "RPS", "p50 ms", "p99 ms", "errors", "gw CPU us/req"]
     print(format_table(headers, rows))
     return results
-
-
-def added_rows(results: dict[str, Any], conns: int) -> list[list[object]]:
-    """gateway vs direct, and Responses vs chat through the gateway (its CPU ratio too)."""
-    d, g, r = (results[f"{n}@{conns}"] for n in ("direct", "gateway", "responses"))
-    rows: list[list[object]] = [
-        [
-            conns,
-            "added",
-            ratio(g["rps"], d["rps"]),
-            added(g["p50_ms"], d["p50_ms"]),
-            added(g["p99_ms"], d["p99_ms"]),
-            "",
-            "",
-        ],
-    ]
-    cpu = "-"
-    if "gateway_cpu_us" in g and "gateway_cpu_us" in r:
-        cpu = ratio(r["gateway_cpu_us"], g["gateway_cpu_us"])
-    rows.append(
-        [
-            conns,
-            "resp/chat",
-            ratio(r["rps"], g["rps"]),
-            added(r["p50_ms"], g["p50_ms"]),
-            added(r["p99_ms"], g["p99_ms"]),
-            "",
-            cpu,
-        ]
-    )
-    return rows
-
-
-def compared_rows(
-    results: dict[str, Any], conns: int, name: str, bases: list[str]
-) -> list[list[object]]:
-    """`name` against each base: RPS ratio, added p50/p99, CPU per request ratio."""
-    rows: list[list[object]] = []
-    x = results[f"{name}@{conns}"]
-    for base in bases:
-        b = results.get(f"{base}@{conns}")
-        if b is None:
-            continue
-        cpu = "-"
-        if "gateway_cpu_us" in x and "gateway_cpu_us" in b:
-            cpu = ratio(x["gateway_cpu_us"], b["gateway_cpu_us"])
-        label = f"{name}/{'plain' if base == 'gateway' else base}"
-        rows.append(
-            [
-                conns,
-                label,
-                ratio(x["rps"], b["rps"]),
-                added(x["p50_ms"], b["p50_ms"]),
-                added(x["p99_ms"], b["p99_ms"]),
-                "",
-                cpu,
-            ]
-        )
-    return rows
 
 
 def stream_figures(report: dict[str, Any]) -> dict[str, float]:
