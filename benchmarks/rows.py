@@ -20,60 +20,31 @@ def ratio(gw: float, direct: float) -> str:
     return f"x{gw / direct:.2f}" if direct else "-"
 
 
+def compare_row(
+    conns: int, label: str, x: dict[str, Any], base: dict[str, Any], cpu: bool = True
+) -> list[object]:
+    """x against base: RPS ratio, added p50/p99 and (`cpu`) the CPU-per-request ratio."""
+    cpu_ratio = "-" if cpu else ""
+    if cpu and "gateway_cpu_us" in x and "gateway_cpu_us" in base:
+        cpu_ratio = ratio(x["gateway_cpu_us"], base["gateway_cpu_us"])
+    rps = ratio(x["rps"], base["rps"])
+    p50, p99 = (added(x[k], base[k]) for k in ("p50_ms", "p99_ms"))
+    return [conns, label, rps, p50, p99, "", cpu_ratio]
+
+
 def added_rows(results: dict[str, Any], conns: int) -> list[list[object]]:
     """gateway vs direct, and Responses vs chat through the gateway (its CPU ratio too)."""
     d, g, r = (results[f"{n}@{conns}"] for n in ("direct", "gateway", "responses"))
-    rows: list[list[object]] = [
-        [
-            conns,
-            "added",
-            ratio(g["rps"], d["rps"]),
-            added(g["p50_ms"], d["p50_ms"]),
-            added(g["p99_ms"], d["p99_ms"]),
-            "",
-            "",
-        ],
-    ]
-    cpu = "-"
-    if "gateway_cpu_us" in g and "gateway_cpu_us" in r:
-        cpu = ratio(r["gateway_cpu_us"], g["gateway_cpu_us"])
-    rows.append(
-        [
-            conns,
-            "resp/chat",
-            ratio(r["rps"], g["rps"]),
-            added(r["p50_ms"], g["p50_ms"]),
-            added(r["p99_ms"], g["p99_ms"]),
-            "",
-            cpu,
-        ]
-    )
-    return rows
+    return [compare_row(conns, "added", g, d, cpu=False), compare_row(conns, "resp/chat", r, g)]
 
 
 def compared_rows(
     results: dict[str, Any], conns: int, name: str, bases: list[str]
 ) -> list[list[object]]:
-    """`name` against each base: RPS ratio, added p50/p99, CPU per request ratio."""
-    rows: list[list[object]] = []
+    """`name` against each base present (the plain gateway is labelled `plain`)."""
     x = results[f"{name}@{conns}"]
-    for base in bases:
-        b = results.get(f"{base}@{conns}")
-        if b is None:
-            continue
-        cpu = "-"
-        if "gateway_cpu_us" in x and "gateway_cpu_us" in b:
-            cpu = ratio(x["gateway_cpu_us"], b["gateway_cpu_us"])
-        label = f"{name}/{'plain' if base == 'gateway' else base}"
-        rows.append(
-            [
-                conns,
-                label,
-                ratio(x["rps"], b["rps"]),
-                added(x["p50_ms"], b["p50_ms"]),
-                added(x["p99_ms"], b["p99_ms"]),
-                "",
-                cpu,
-            ]
-        )
-    return rows
+    return [
+        compare_row(conns, f"{name}/{'plain' if base == 'gateway' else base}", x, b)
+        for base in bases
+        if (b := results.get(f"{base}@{conns}")) is not None
+    ]
