@@ -161,11 +161,12 @@ class RedisState:
         return [{k.decode(): float(v) for k, v in raw.items()} for raw in results]
 
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
-        """Written with the other debits of the next few ms, in one pipeline."""
+        """Written with the other debits of the next few ms, in one script call (or with
+        this instance's next reservation, whichever comes first)."""
         self.debit_batch.put((updates, ttl))
 
     async def _write_debits(self, batch: list[Debit]) -> None:
-        """Every queued debit in one pipeline (summed per hash field)."""
+        """Every queued debit in one call (summed per hash field)."""
         await self.hincr_many(*merge_debits(batch))
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
@@ -220,8 +221,8 @@ class RedisState:
             debited, reserved = await pipe.execute(raise_on_error=False)
         if isinstance(debited, NoScriptError):  # a restarted Redis: neither script is there
             await self._increment(keys=debit_keys, args=debit_args)
-        elif isinstance(debited, Exception):
-            raise debited
+        elif isinstance(debited, Exception):  # the reservation stands; the debits retry
+            self.debits.put(debit)
         if isinstance(reserved, NoScriptError):
             return int(await self._reserve(keys=keys, args=args))
         if isinstance(reserved, Exception):

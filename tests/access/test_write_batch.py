@@ -6,6 +6,7 @@
 - Against real Redis: an instance's next reservation carries its pending debits in the
   same round trip (it always sees its own spend), a failed reservation keeps them for the
   retry queue, and settlements reach Redis without any further request.
+- A Redis without the scripts (restarted) still takes both: nothing counted twice or lost.
 - The limiter's token settlements: batched, written at shutdown, and queued (not lost)
   when Redis refuses the batch.
 """
@@ -24,6 +25,7 @@ from gateway.state.redis import RedisState
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
 from tests.redis_keys import drop_prefix, unique_prefix
+from tests.redis_servers import Servers, plain_server, stop_all
 
 
 class Store:
@@ -195,3 +197,22 @@ async def test_a_settlement_batch_redis_refuses_waits_in_the_retry_queue(redis_u
     finally:
         await limiter.aclose()
         drop_prefix(redis_url, prefix)
+
+
+async def test_a_restarted_redis_without_scripts_still_takes_debits_and_reservations() -> None:
+    servers: Servers = []
+    try:
+        port = plain_server(servers)
+        state = RedisState(f"redis://127.0.0.1:{port}/0", "t:", Metrics())
+        hold = [Hold("spend:k", {"usd": 1.0}, {"usd": 2.0})]
+        try:
+            assert await state.reserve(hold, ttl=60) is None
+            await state.debit({"spend:k": {"usd": 1.0, "reserved_usd": -1.0}}, ttl=60)
+            await state.client.script_flush()  # what a restart leaves: no scripts loaded
+            assert await state.reserve(hold, ttl=60) is None  # both scripts loaded again
+            assert await state.hgetall_many(["spend:k"]) == [{"usd": 1.0, "reserved_usd": 1.0}]
+            assert len(state.debits) == 0
+        finally:
+            await state.aclose()
+    finally:
+        stop_all(servers)
