@@ -377,6 +377,7 @@ def run_stream_client(
     responses: bool = False,
     path: str = CHAT_PATH,
     model: str = "bench",
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """Run stream_client.py pinned to ``cpu``; return its JSON report. ``responses``: stream
     POST /v1/responses instead of chat completions."""
@@ -385,6 +386,8 @@ def run_stream_client(
     argv += ["--path", path, "--model", model]
     if responses:
         argv.append("--responses")
+    if api_key:
+        argv += ["--api-key", api_key]
     proc = subprocess.run(pinned(argv, cpu), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"stream client failed ({proc.returncode}): {proc.stderr}")

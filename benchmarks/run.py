@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -57,6 +56,8 @@ from common import (
     write_config,
     write_wrk_script,
 )
+from profiles import Target, extra_targets
+from rows import added, added_rows, compared_rows, ms
 
 SECTIONS = ("nonstream", "stream", "startup", "messages")
 MIB = 1024 * 1024
@@ -85,53 +86,50 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(10, 2, 4, True, 2.0, args.chunks, args.chunk_delay_ms)
 
 
-# -- formatting --------------------------------------------------------------------------
-
-
-def ms(x: float) -> str:
-    if math.isnan(x):
-        return "-"
-    return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}" if abs(x) < 100 else f"{x:.1f}"
-
-
-def added(gw: float, direct: float) -> str:
-    return "-" if math.isnan(gw - direct) else ("+" if gw >= direct else "") + ms(gw - direct)
-
-
-def ratio(gw: float, direct: float) -> str:
-    return f"x{gw / direct:.2f}" if direct else "-"
-
-
 # -- benchmarks --------------------------------------------------------------------------
 
 
 def bench_nonstream(
-    plan: Plan, targets: dict[str, int], tmp: Path, gw_pid: int | None = None
+    plan: Plan,
+    targets: dict[str, int],
+    tmp: Path,
+    gw_pid: int | None = None,
+    extra: list[Target] | None = None,
 ) -> dict[str, Any]:
     """Chat completions direct and through the gateway; with the gateway, also the
-    Responses API (translated to the same chat call) and the gateway's CPU per request."""
+    Responses API (translated to the same chat call) and the gateway's CPU per request;
+    `extra` targets (the production shape, peers) get the same chat rows."""
+    runs = [
+        Target(name, port, pid=gw_pid if name == "gateway" else None)
+        for name, port in targets.items()
+    ]
+    runs += extra or []
     scripts = {
-        CHAT_PATH: write_wrk_script(tmp / "chat.lua", CHAT_BODY),
-        RESPONSES_PATH: write_wrk_script(tmp / "responses.lua", RESPONSES_BODY),
+        t.name: write_wrk_script(tmp / f"{t.name}.lua", {**CHAT_BODY, "model": t.model}, t.headers)
+        for t in runs
     }
-    runs = [(name, port, CHAT_PATH) for name, port in targets.items()]
+    paths = {t.name: CHAT_PATH for t in runs}
     if "gateway" in targets:
-        runs.append(("responses", targets["gateway"], RESPONSES_PATH))
+        runs.insert(2, Target("responses", targets["gateway"], pid=gw_pid))
+        scripts["responses"] = write_wrk_script(tmp / "responses.lua", RESPONSES_BODY)
+        paths["responses"] = RESPONSES_PATH
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     for conns in plan.connections:
-        for name, port, path in runs:
-            url = f"http://127.0.0.1:{port}{path}"
-            run_wrk(url, conns, plan.warmup_s, scripts[path])  # fill pools, warm caches
-            cpu0 = cpu_seconds(gw_pid) if gw_pid and name != "direct" else None
-            r = run_wrk(url, conns, plan.wrk_s, scripts[path])
-            f = results[f"{name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
-            if cpu0 is not None and gw_pid and r.requests:
-                f["gateway_cpu_us"] = (cpu_seconds(gw_pid) - cpu0) / r.requests * 1e6
+        for t in runs:
+            url = f"http://127.0.0.1:{t.port}{paths[t.name]}"
+            run_wrk(url, conns, plan.warmup_s, scripts[t.name])  # fill pools, warm caches
+            cpu0 = cpu_seconds(t.pid) if t.pid else None
+            r = run_wrk(url, conns, plan.wrk_s, scripts[t.name])
+            f = results[f"{t.name}@{conns}"] = {k: v for k, v in asdict(r).items() if k != "raw"}
+            if cpu0 is not None and t.pid and r.requests:
+                f["gateway_cpu_us"] = (cpu_seconds(t.pid) - cpu0) / r.requests * 1e6
             cpu = f"{f['gateway_cpu_us']:.0f}" if "gateway_cpu_us" in f else "-"
-            rows.append([conns, name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors, cpu])
+            rows.append([conns, t.name, f"{r.rps:,.0f}", ms(r.p50_ms), ms(r.p99_ms), r.errors, cpu])
         if "gateway" in targets:
             rows += added_rows(results, conns)
+        for t in extra or []:
+            rows += compared_rows(results, conns, t.name, ["direct", "gateway"])
     print(
         f"\n== Non-streaming POST {CHAT_PATH} (responses: POST {RESPONSES_PATH} through the "
         f"gateway)  (wrk, {plan.wrk_s:g} s per row, CPU {CPU_LOAD})"
@@ -139,37 +137,6 @@ def bench_nonstream(
     headers = ["conns", "target", "RPS", "p50 ms", "p99 ms", "errors", "gw CPU us/req"]
     print(format_table(headers, rows))
     return results
-
-
-def added_rows(results: dict[str, Any], conns: int) -> list[list[object]]:
-    """gateway vs direct, and Responses vs chat through the gateway (its CPU ratio too)."""
-    d, g, r = (results[f"{n}@{conns}"] for n in ("direct", "gateway", "responses"))
-    rows: list[list[object]] = [
-        [
-            conns,
-            "added",
-            ratio(g["rps"], d["rps"]),
-            added(g["p50_ms"], d["p50_ms"]),
-            added(g["p99_ms"], d["p99_ms"]),
-            "",
-            "",
-        ],
-    ]
-    cpu = "-"
-    if "gateway_cpu_us" in g and "gateway_cpu_us" in r:
-        cpu = ratio(r["gateway_cpu_us"], g["gateway_cpu_us"])
-    rows.append(
-        [
-            conns,
-            "resp/chat",
-            ratio(r["rps"], g["rps"]),
-            added(r["p50_ms"], g["p50_ms"]),
-            added(r["p99_ms"], g["p99_ms"]),
-            "",
-            cpu,
-        ]
-    )
-    return rows
 
 
 def stream_figures(report: dict[str, Any]) -> dict[str, float]:
@@ -187,19 +154,22 @@ def stream_figures(report: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
+def bench_stream(
+    plan: Plan, targets: dict[str, int], extra: list[Target] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows: list[list[object]] = []
     keys = ("ttfb_p50_ms", "ttfb_p99_ms", "total_p50_ms", "total_p99_ms")
-    runs = [(name, port, False) for name, port in targets.items()]
+    runs = [(name, port, False, None) for name, port in targets.items()]
     if "gateway" in targets:
-        runs.append(("responses", targets["gateway"], True))
+        runs.append(("responses", targets["gateway"], True, None))
+    runs += [(t.name, t.port, False, t.api_key) for t in extra or [] if t.streams]
     for n in plan.streams:
-        for name, port, responses in runs:
+        for name, port, responses, key in runs:
             if plan.stream_warmup:  # open the gateway's upstream connections first
-                run_stream_client(port, n, 1, ramp_ms=plan.stream_ms, responses=responses)
+                run_stream_client(port, n, 1, plan.stream_ms, responses=responses, api_key=key)
             report = run_stream_client(
-                port, n, plan.stream_rounds, ramp_ms=plan.stream_ms, responses=responses
+                port, n, plan.stream_rounds, plan.stream_ms, responses=responses, api_key=key
             )
             f = results[f"{name}@{n}"] = stream_figures(report)
             f["errors"] = report["errors"]
@@ -209,6 +179,9 @@ def bench_stream(plan: Plan, targets: dict[str, int]) -> dict[str, Any]:
             d, g, r = (results[f"{t}@{n}"] for t in ("direct", "gateway", "responses"))
             rows.append([n, "added", "", *(added(g[k], d[k]) for k in keys), ""])
             rows.append([n, "resp/chat", "", *(added(r[k], g[k]) for k in keys), ""])
+            for name, *_ in runs[3:]:
+                x = results[f"{name}@{n}"]
+                rows.append([n, f"{name}/plain", "", *(added(x[k], g[k]) for k in keys), ""])
     print(
         f"\n== Streaming  ({plan.chunks} chunks {plan.chunk_delay_ms:g} ms apart, "
         f"{plan.stream_rounds} stream(s) per connection, first requests spread over "
@@ -282,11 +255,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             gw = start_gateway(procs, args.gateway, up.port, plan, tmp)
             results["startup"] = measure_startup(gw, plan)
             targets["gateway"] = gw.port
+        extra = extra_targets(args, procs, up.port, tmp)
         if "nonstream" in sections:
             gw_pid = gw.pid if gw is not None and args.gateway == "real" else None
-            results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid)
+            results["nonstream"] = bench_nonstream(plan, targets, tmp, gw_pid, extra)
         if "stream" in sections:
-            results["stream"] = bench_stream(plan, targets)
+            results["stream"] = bench_stream(plan, targets, extra)
         if "messages" in sections and gw is not None and args.gateway == "real":
             results["messages"] = bench_messages(
                 gw, plan.connections, plan.wrk_s, plan.warmup_s, tmp
@@ -316,6 +290,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--chunks", type=int, default=50, help="SSE chunks per stream")
     ap.add_argument("--chunk-delay-ms", type=float, default=10.0)
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument(
+        "--profile",
+        choices=("plain", "production"),
+        default="plain",
+        help="production: also the gateway with a key, limits and budgets in Redis, metrics "
+        "and access log on, beside the plain rows",
+    )
+    ap.add_argument("--peers", action="store_true", help="also LiteLLM / Portkey, if installed")
+    ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    ap.add_argument("--workers", type=int, default=1, help="gateway serve --workers (production)")
     return ap.parse_args(argv)
 
 

@@ -16,7 +16,8 @@ request, never a switch to per-process counts. If Redis fails (the process's one
 `RedisHealth`, shared with every other Redis user, marks it down), decisions fall back to
 a per-process memory limiter (or refuse, when configured closed) until the health's one
 probe sees Redis answer again. A token settlement Redis cannot take now is queued and
-retried (gateway/state/retry_queue.py), so no reply's tokens go uncounted.
+retried (gateway/state/retry_queue.py), so no reply's tokens go uncounted. Settlements
+are written in batches, every few ms (gateway/state/write_batch.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from gateway.limiter_windows import (
 from gateway.observability.metrics import Metrics
 from gateway.state.health import PoolExhausted, RedisHealth
 from gateway.state.retry_queue import RetryQueue
+from gateway.state.write_batch import WriteBatch
 
 __all__ = [
     "Charge",
@@ -81,6 +83,8 @@ class Limiter:
         self.settlements: RetryQueue[list[Charge]] = RetryQueue(
             "limits", self._write_settlements, metrics, self.redis_health
         )
+        # Settlements of the next few ms go out together (gateway/state/write_batch.py).
+        self.settle_batch = WriteBatch(self._write_batch, self.settlements)
 
     @property
     def degraded(self) -> bool:
@@ -112,7 +116,7 @@ class Limiter:
 
     async def settle(self, decision: Decision, charges: Sequence[Charge]) -> None:
         """Settlement of a decision's reservations, on the windows that took them: in
-        Redis now, or queued and retried when Redis cannot take it now."""
+        Redis within a few ms (batched), or queued and retried when Redis cannot take it."""
         charges = [(r, a) for r, a in charges if a]
         if not charges:
             return
@@ -120,16 +124,22 @@ class Limiter:
             if decision.store is self.fallback:  # else that fallback was reset: gone
                 await self.fallback.add(charges)
             return
-        if self.redis_health.up:
-            epoch = self.redis_health.epoch
-            try:
-                return await self.primary.add(charges)
-            except Exception as exc:
-                self._failed(epoch, exc)
-        self.settlements.put(charges)
+        self.settle_batch.put(charges)
+
+    async def _write_batch(self, batch: list[list[Charge]]) -> None:
+        """A batch of settlements in one pipeline; a failure marks Redis down (the batch
+        then waits in the retry queue for the health probe)."""
+        if not self.redis_health.up:
+            raise ConnectionError("Redis is marked down")
+        epoch = self.redis_health.epoch
+        try:
+            await self._write_settlements(batch)
+        except Exception as exc:
+            self._failed(epoch, exc)
+            raise
 
     async def _write_settlements(self, batch: list[list[Charge]]) -> None:
-        """Every queued settlement in one pipeline, summed per rule."""
+        """Settlements in one pipeline, summed per rule."""
         totals: dict[Rule, int] = {}
         for charges in batch:
             for rule, amount in charges:
@@ -186,6 +196,7 @@ class Limiter:
         return "rate limits: per-process fallback (Redis unreachable)" if self.degraded else None
 
     async def aclose(self) -> None:
+        await self.settle_batch.flush()
         await self.settlements.flush()
         if self.own_health:
             await self.redis_health.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from limits import RateLimitItem
@@ -25,10 +25,10 @@ class Rule:
     kind: Kind
     item: RateLimitItem
     identity: str  # key id, user, ip …: part of the storage key, never a metric label
+    key: str = field(init=False, compare=False, repr=False)  # the storage key, built once
 
-    @property
-    def key(self) -> str:
-        return self.item.key_for(self.scope, self.kind, self.identity)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.item.key_for(self.scope, self.kind, self.identity))
 
 
 @dataclass(frozen=True, slots=True)

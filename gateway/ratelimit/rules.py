@@ -17,9 +17,22 @@ def rate(text: str) -> RateLimitItem:
     return parse_rate(text)
 
 
+# (scope, identity, id(limits)) -> (limits, its rules): built once per key and config
+# generation, not per request. The entry keeps `limits` alive, so its id is not reused.
+_RULES: dict[tuple[str, str, int], tuple[ScopeLimits, tuple[Rule, ...]]] = {}
+RULES_CACHED = 4096
+
+
 def rules_for(scope: str, identity: str, limits: ScopeLimits) -> list[Rule]:
+    cached = _RULES.get((scope, identity, id(limits)))
+    if cached is not None and cached[0] is limits:
+        return list(cached[1])
     out = [Rule(scope, "requests", rate(r), identity) for r in limits.requests]
-    return out + [Rule(scope, "tokens", rate(r), identity) for r in limits.tokens]
+    out += [Rule(scope, "tokens", rate(r), identity) for r in limits.tokens]
+    if len(_RULES) >= RULES_CACHED:
+        _RULES.clear()
+    _RULES[(scope, identity, id(limits))] = (limits, tuple(out))
+    return out
 
 
 def request_rules(config: LimitsConfig, ctx: RequestContext) -> list[Rule]:

@@ -3,7 +3,8 @@
 Calls go through a bounded, blocking connection pool (a burst waits for a connection, it
 does not fail) and through the process's one `RedisHealth`: while Redis is marked down a
 call raises `RedisUnavailable` at once and its caller uses its fallback. Debits (spend)
-that cannot be written now are queued and retried (`debit`), flushed on `aclose`.
+are written in batches every few ms (gateway/state/write_batch.py); those that cannot be
+written now are queued and retried (`debit`), flushed on `aclose`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from typing import Any
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold
 from gateway.state.health import RedisHealth
 from gateway.state.redis_url import limits_uri, redis_client
-from gateway.state.reserve_script import RESERVE
+from gateway.state.reserve_script import INCREMENT, RESERVE
 from gateway.state.retry_queue import RetryQueue
+from gateway.state.write_batch import WriteBatch
 
 TIMEOUT_SECONDS = 1.0
 Debit = tuple[dict[str, dict[str, float]], float | None]  # updates and their ttl
@@ -57,7 +59,9 @@ class RedisState:
         self.debits: RetryQueue[Debit] = RetryQueue(
             "spend", self._write_debits, metrics, self.health
         )
+        self.debit_batch = WriteBatch(self._write_debits, self.debits)
         self._reserve = self.client.register_script(RESERVE)
+        self._increment = self.client.register_script(INCREMENT)
 
     async def get(self, key: str) -> bytes | None:
         with self.health.guard():
@@ -119,6 +123,11 @@ class RedisState:
         self, updates: dict[str, dict[str, float]], ttl: float | None = None
     ) -> None:
         with self.health.guard():
+            if not self.cluster:  # one script call (its keys may span slots: not there)
+                keys, args = self._increment_call(updates, ttl)
+                if keys:
+                    await self._increment(keys=keys, args=args)
+                return
             async with self.client.pipeline(transaction=False) as pipe:
                 for key, amounts in updates.items():
                     full = self.prefix + key
@@ -129,6 +138,22 @@ class RedisState:
                         pipe.pexpire(full, int(ttl * 1000), nx=True)
                 await pipe.execute()
 
+    def _increment_call(
+        self, updates: dict[str, dict[str, float]], ttl: float | None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the INCREMENT script (gateway/state/reserve_script.py)."""
+        keys: list[str] = []
+        args: list[Any] = [int(ttl * 1000) if ttl else 0]
+        for key, amounts in updates.items():
+            fields = [(f, a) for f, a in amounts.items() if a]
+            if not fields and not ttl:
+                continue
+            keys.append(self.prefix + key)
+            args.append(len(fields))
+            for field, amount in fields:
+                args += [field, repr(float(amount))]
+        return keys, args
+
     async def hgetall_many(self, keys: list[str]) -> list[dict[str, float]]:
         with self.health.guard():
             async with self.client.pipeline(transaction=False) as pipe:
@@ -138,22 +163,13 @@ class RedisState:
         return [{k.decode(): float(v) for k, v in raw.items()} for raw in results]
 
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
-        try:
-            await self.hincr_many(updates, ttl)
-        except Exception:
-            self.debits.put((updates, ttl))
+        """Written with the other debits of the next few ms, in one script call (or with
+        this instance's next reservation, whichever comes first)."""
+        self.debit_batch.put((updates, ttl))
 
     async def _write_debits(self, batch: list[Debit]) -> None:
-        """Every queued debit in one pipeline (summed per hash field)."""
-        merged: dict[str, dict[str, float]] = {}
-        ttl = None
-        for updates, item_ttl in batch:
-            ttl = item_ttl if ttl is None else max(ttl, item_ttl or 0)
-            for key, amounts in updates.items():
-                fields = merged.setdefault(key, {})
-                for field, amount in amounts.items():
-                    fields[field] = fields.get(field, 0.0) + amount
-        await self.hincr_many(merged, ttl)
+        """Every queued debit in one call (summed per hash field)."""
+        await self.hincr_many(*merge_debits(batch))
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
@@ -166,11 +182,16 @@ class RedisState:
                 taken = {
                     h.key: {f"reserved_{f}": -a for f, a in h.amounts.items()} for h in holds[:i]
                 }
-                await self.debit(taken)
+                try:  # given back now: the caller's next reservation must see it
+                    await self.hincr_many(taken)
+                except Exception:
+                    self.debits.put((taken, None))
                 return i
         return None
 
     async def _reserve_holds(self, holds: list[Hold], ttl_ms: int) -> int | None:
+        """One script call; the debits this process has pending go in the same round trip,
+        first, so its own reservations always see its own settled spend."""
         args: list[Any] = [ttl_ms]
         for hold in holds:
             args.append(len(hold.amounts))
@@ -178,9 +199,37 @@ class RedisState:
                 limit = hold.limits.get(field)
                 args += [field, "" if limit is None else repr(float(limit)), repr(float(amount))]
         keys = [self.prefix + h.key for h in holds]
-        with self.health.guard():
-            refused = int(await self._reserve(keys=keys, args=args))
+        debits = [] if self.cluster else self.debit_batch.take()  # one slot per call there
+        try:
+            with self.health.guard():
+                if debits:
+                    refused = await self._reserve_after(merge_debits(debits), keys, args)
+                else:
+                    refused = int(await self._reserve(keys=keys, args=args))
+        except BaseException:
+            for debit in debits:  # maybe not written: retried (at least once, never lost)
+                self.debits.put(debit)
+            raise
         return refused - 1 if refused else None
+
+    async def _reserve_after(self, debit: Debit, keys: list[str], args: list[Any]) -> int:
+        """The pending debits' INCREMENT call, then the reservation, in one pipeline."""
+        debit_keys, debit_args = self._increment_call(*debit)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(
+                "EVALSHA", self._increment.sha, len(debit_keys), *debit_keys, *debit_args
+            )
+            pipe.execute_command("EVALSHA", self._reserve.sha, len(keys), *keys, *args)
+            debited, reserved = await pipe.execute(raise_on_error=False)
+        if isinstance(debited, NoScriptError):  # a restarted Redis: neither script is there
+            await self._increment(keys=debit_keys, args=debit_args)
+        elif isinstance(debited, Exception):  # the reservation stands; the debits retry
+            self.debits.put(debit)
+        if isinstance(reserved, NoScriptError):
+            return int(await self._reserve(keys=keys, args=args))
+        if isinstance(reserved, Exception):
+            raise reserved
+        return int(reserved)
 
     async def _ping(self) -> bool:
         try:
@@ -207,6 +256,20 @@ class RedisState:
         return limits_uri(self.url)
 
     async def aclose(self) -> None:
+        await self.debit_batch.flush()
         await self.debits.flush()
         await self.health.aclose()
         await self.client.aclose()
+
+
+def merge_debits(batch: list[Debit]) -> Debit:
+    """Debits summed per hash field, under the longest of their ttls."""
+    merged: dict[str, dict[str, float]] = {}
+    ttl = None
+    for updates, item_ttl in batch:
+        ttl = item_ttl if ttl is None else max(ttl, item_ttl or 0)
+        for key, amounts in updates.items():
+            fields = merged.setdefault(key, {})
+            for field, amount in amounts.items():
+                fields[field] = fields.get(field, 0.0) + amount
+    return merged, ttl

@@ -44,3 +44,24 @@ for i = 1, #KEYS do
 end
 return 0
 """
+
+# Increments of several counter hashes in one call (settlements, releases): far less
+# client CPU than one HINCRBYFLOAT per field in a pipeline. ARGV: ttl ms (0: none), then
+# per hash: field count, then per field: name, amount. A hash without a ttl gets `ttl`
+# (PEXPIRE NX); one that has a ttl keeps it.
+INCREMENT = """
+local ttl = tonumber(ARGV[1])
+local cursor = 2
+for i = 1, #KEYS do
+    local count = tonumber(ARGV[cursor])
+    cursor = cursor + 1
+    for _ = 1, count do
+        redis.call('hincrbyfloat', KEYS[i], ARGV[cursor], ARGV[cursor + 1])
+        cursor = cursor + 2
+    end
+    if ttl > 0 and redis.call('pttl', KEYS[i]) == -1 then
+        redis.call('pexpire', KEYS[i], ttl)
+    end
+end
+return 0
+"""
