@@ -49,7 +49,7 @@ FRAME_FILE = re.compile(r"\((?P<file>[^():]+)(?::\d+)?\)$")
 
 def package_of(frame: str) -> str:
     """The package a collapsed-stack frame belongs to (py-spy names files by module path:
-    `redis/asyncio/connection.py`, `asyncio/tasks.py`, `gateway/limiter.py`)."""
+    `redis/asyncio/connection.py`, `asyncio/tasks.py`, `gateway/ratelimit/limiter.py`)."""
     found = FRAME_FILE.search(frame)
     if found is None:
         return "native"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Tracing
+from gateway.ratelimit.limiter import Limiter
 from gateway.state import StateBackend
 from gateway.types import Provider
 

@@ -31,9 +31,9 @@ from gateway.errors import (
     PermissionDenied,
     RateLimited,
 )
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.headers import ratelimit_headers, refusal
+from gateway.ratelimit.limiter import Limiter
 from gateway.ratelimit.rules import rules_for
 from gateway.state import StateBackend
 

@@ -13,11 +13,11 @@ from gateway.accounting.tokens import encoder
 from gateway.auth.authenticator import Authenticator
 from gateway.config.schema import GatewayConfig
 from gateway.dispatch.prices import prices_of
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.auth import Auth
 from gateway.pipeline.caps import Caps
 from gateway.pipeline.ratelimit import RateLimit
+from gateway.ratelimit.limiter import Limiter
 from gateway.state import StateBackend
 from gateway.types import Stage
 

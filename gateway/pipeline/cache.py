@@ -36,9 +36,9 @@ from gateway.config.cache import CacheConfig
 from gateway.config.schema import GatewayConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.errors import InvalidRequest
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.access import uses_limits
+from gateway.ratelimit.limiter import Limiter
 from gateway.ratelimit.rules import request_rules
 from gateway.types import Next, Reply, Stage, Usage
 

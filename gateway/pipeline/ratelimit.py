@@ -4,7 +4,7 @@ Request limits are taken before the call. Token limits reserve an estimate befor
 call (prompt tokens counted with the tokenizer + the capped max_tokens) and settle to the
 real usage when the reply completes, streams included: a cut stream or a client that left
 settles with the relay's estimate. All rules of a request are decided in one Redis round
-trip (gateway/limiter.py). Every answer carries OpenAI's x-ratelimit-* headers.
+trip (gateway/ratelimit/limiter.py). Every answer carries OpenAI's x-ratelimit-* headers.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from gateway.accounting.tokens import count_prompt_tokens
 from gateway.accounting.usage_bounds import sane_tokens
 from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
-from gateway.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.headers import ratelimit_headers, refusal
+from gateway.ratelimit.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.rules import request_rules
 from gateway.types import Next, Reply
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from limits import RateLimitItem
 
 from gateway.errors import RateLimited
-from gateway.limiter import Decision, Window
+from gateway.ratelimit.limiter import Decision, Window
 
 
 def refusal(decision: Decision) -> RateLimited:

@@ -9,7 +9,7 @@ from limits import parse as parse_rate
 
 from gateway.config.access import LimitsConfig, ScopeLimits
 from gateway.context import RequestContext
-from gateway.limiter import Rule
+from gateway.ratelimit.limiter import Rule
 
 
 @lru_cache(maxsize=4096)

@@ -15,8 +15,8 @@ from gateway.auth.authenticator import Authenticator
 from gateway.config import load_config
 from gateway.config.access import AuthConfig, LimitsConfig
 from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter
 from gateway.state.memory import MemoryState
 from tests.servers import serve_in_thread
 

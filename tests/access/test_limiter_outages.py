@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 from limits import parse
 
-from gateway.limiter import Limiter, Rule
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter, Rule
 from tests.redis_servers import Servers, plain_server, stop_all
 
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 from limits import parse
 
-from gateway.limiter import Limiter, RedisWindows, Rule
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter, RedisWindows, Rule
 
 KEY_RULE = Rule("key", "requests", parse("4/minute"), "k")
 TOKENS = Rule("key", "tokens", parse("100/minute"), "k")

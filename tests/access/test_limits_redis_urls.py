@@ -12,8 +12,8 @@ import pytest
 import redis
 from limits import parse
 
-from gateway.limiter import Limiter, Rule
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter, Rule
 from tests.redis_servers import Servers, cluster_server, plain_server, sentinel_server, stop_all
 
 MakeURL = Callable[[Path, Servers], tuple[str, list[int]]]

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from limits import parse as parse_rate
 
-from gateway.limiter import Rule, Window
 from gateway.ratelimit.headers import duration, window_reset_in
+from gateway.ratelimit.limiter import Rule, Window
 from tests.access.conftest import KEY_A, KEYS_YAML, redis_state
 from tests.servers import RunningServer
 

@@ -18,8 +18,8 @@ import asyncio
 import pytest
 from limits import parse
 
-from gateway.limiter import Limiter, Rule
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter, Rule
 from gateway.state.backend import Hold
 from gateway.state.redis import RedisState
 from gateway.state.retry_queue import RetryQueue

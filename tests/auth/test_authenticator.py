@@ -11,8 +11,8 @@ from gateway.auth.keys import hash_key
 from gateway.auth.principal import ADMIN, ANONYMOUS
 from gateway.config.access import AuthConfig, KeyConfig, LimitsConfig
 from gateway.errors import AuthenticationFailed, RateLimited
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter
 from gateway.state.memory import MemoryState
 
 GOOD = "sk-unit-good-0123456789"

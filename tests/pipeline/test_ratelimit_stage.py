@@ -12,9 +12,9 @@ import pytest
 from gateway.auth.principal import Principal
 from gateway.config.access import CapsConfig, CapsSection, LimitsConfig
 from gateway.errors import GatewayError
-from gateway.limiter import Limiter
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.ratelimit import RateLimit
+from gateway.ratelimit.limiter import Limiter
 from gateway.types import Usage
 from tests.fakes import USER, Answer, context
 

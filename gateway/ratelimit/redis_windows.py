@@ -1,5 +1,5 @@
 """The limiter's Redis store: the `limits` library's sliding-window scripts on the
-gateway's own Redis client (gateway/limiter.py decides; this module talks to Redis)."""
+gateway's own Redis client (gateway/ratelimit/limiter.py decides; this module talks to Redis)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
-from gateway.limiter_script import ACQUIRE_ALL as ACQUIRE_ALL_TEXT
-from gateway.limiter_windows import Charge, Outcome, Rule, Window, settle_refusal
+from gateway.ratelimit.scripts import ACQUIRE_ALL as ACQUIRE_ALL_TEXT
+from gateway.ratelimit.windows import Charge, Outcome, Rule, Window, settle_refusal
 from gateway.state.redis_url import redis_client
 
 # Seconds. A refused connection (Redis down) fails at once; a read that times out is
@@ -94,7 +94,7 @@ class RedisWindows:
     async def _acquire_in_one_call(
         self, charges: Sequence[Charge], report: Sequence[bool]
     ) -> Outcome:
-        """Every rule in one script call: all taken, or none (gateway/limiter_script.py)."""
+        """Every rule in one script call: all taken, or none (gateway/ratelimit/scripts.py)."""
         keys: list[str] = []
         args: list[Any] = []
         for (rule, cost), wanted in zip(charges, report, strict=True):

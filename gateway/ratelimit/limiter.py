@@ -8,7 +8,7 @@ call in Redis) and smooths the boundary burst a fixed window allows.
 Every rule of a request is decided in ONE Redis round trip: the library's own Lua scripts
 (acquire, and a read of the key's windows for the response headers) are queued in one
 pipeline, on the same kinds of Redis URL as the state backend (Sentinel and Cluster too;
-gateway/limiter_redis.py). A refusal by one rule releases what the others took.
+gateway/ratelimit/redis_windows.py). A refusal by one rule releases what the others took.
 
 Under a burst, calls wait for a pooled connection (back-pressure): a decision is exact
 under any concurrency, and a pool that stays busy past its timeout answers 503 for that
@@ -29,8 +29,9 @@ from typing import Any
 from redis.exceptions import MaxConnectionsError
 
 from gateway.errors import LimiterBusy, LimiterUnavailable
-from gateway.limiter_redis import RedisWindows
-from gateway.limiter_windows import (
+from gateway.observability.metrics import Metrics
+from gateway.ratelimit.redis_windows import RedisWindows
+from gateway.ratelimit.windows import (
     Charge,
     Decision,
     Kind,
@@ -39,7 +40,6 @@ from gateway.limiter_windows import (
     Window,
     reported,
 )
-from gateway.observability.metrics import Metrics
 from gateway.state.health import PoolExhausted, RedisHealth
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
@@ -123,6 +123,9 @@ class Limiter:
         if decision.store is not self.primary:
             if decision.store is self.fallback:  # else that fallback was reset: gone
                 await self.fallback.add(charges)
+            return
+        if isinstance(self.primary, MemoryWindows):  # one process: no round trip to save
+            await self.primary.add(charges)
             return
         self.settle_batch.put(charges)
 
