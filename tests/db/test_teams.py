@@ -1,0 +1,247 @@
+"""Teams in the database: the admin API writes them, every instance's budgets follow them
+within `auth.team_cache_seconds`, and YAML teams stay read-only beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from gateway.accounting.teams import TeamPolicies
+from gateway.config.access import BudgetConfig, TeamConfig
+from tests.conftest import upstream_config
+from tests.db.conftest import database_cut_off, fetchval, wait_until
+from tests.db.gateways import (
+    ADMIN,
+    COST_PER_REQUEST,
+    admin,
+    chat,
+    db_config,
+    redis_state,
+    running_gateway,
+)
+from tests.gateway_process import gateway_process
+from tests.redis_keys import drop_prefix, unique_prefix
+from tests.servers import RunningServer
+from tests.upstream import FakeUpstream
+
+Upstream = tuple[FakeUpstream, RunningServer]
+YAML_TEAMS = "{red: {budget: {usd_per_day: 1000}}}"
+# Budgets reserve each request's maximum cost (prompt estimate + max_tokens <= 20 here):
+# room for two real requests, then for one more reservation, not two.
+TWO_AND_A_BIT = 2 * COST_PER_REQUEST + 20
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    redis.Redis.from_url(redis_url).ping()  # fails (not skips) without Redis
+    prefix = unique_prefix()
+    yield prefix
+    drop_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def config(database_url: str, redis_url: str, prefix: str, upstream_server: Upstream) -> str:
+    state = redis_state(redis_url, prefix)
+    return db_config(upstream_server[1].url, database_url, state, teams=YAML_TEAMS)
+
+
+@pytest.fixture
+def gw(config: str, upstream: FakeUpstream) -> Iterator[RunningServer]:
+    with running_gateway(config) as server:
+        yield server
+
+
+def team_key(gw: RunningServer, key_id: str, team: str) -> str:
+    created = admin(gw, "POST", "/admin/keys", json={"id": key_id, "team": team})
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+def test_a_database_team_budget_holds_across_two_processes_and_its_changes_reach_both(
+    config: str, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(config)
+    with gateway_process(path) as one, gateway_process(path) as two:
+        budget = {"usd_per_day": TWO_AND_A_BIT}
+        made = admin(one, "POST", "/admin/teams", json={"name": "green", "budget": budget})
+        assert made.status_code == 201, made.text
+        key = team_key(one, "green-key", "green")
+        # The second process learns of the team within team_cache_seconds (0.2 s here).
+        assert wait_until(lambda: admin(two, "GET", "/admin/teams/green").status_code == 200)
+        assert [chat(gw, key, max_tokens=4).status_code for gw in (one, two, one)] == [200] * 3
+        for gw in (two, one):
+            refused = chat(gw, key, max_tokens=4)
+            assert refused.status_code == 429, "the database team's budget was not applied"
+            assert refused.json()["error"]["type"] == "insufficient_quota"
+            assert refused.json()["error"]["param"] == "team"
+        usage = admin(two, "GET", "/admin/teams/green").json()["usage"]["day"]
+        assert usage["usd"] == pytest.approx(3 * COST_PER_REQUEST)
+
+        raised = {"name": "green", "budget": {"usd_per_day": 1000}}
+        assert admin(two, "POST", "/admin/teams", json=raised).status_code == 200  # replaced
+        assert wait_until(lambda: chat(one, key, max_tokens=4).status_code == 200)
+        admin(two, "POST", "/admin/teams", json={"name": "green", "budget": budget})
+        assert wait_until(lambda: chat(one, key, max_tokens=4).status_code == 429)
+
+        assert admin(one, "DELETE", "/admin/teams/green").json() == {
+            "name": "green",
+            "deleted": True,
+        }
+        assert wait_until(lambda: chat(two, key, max_tokens=4).status_code == 200)  # no budget
+        assert admin(two, "GET", "/admin/teams/green").status_code == 404
+        assert admin(two, "DELETE", "/admin/teams/green").json()["error"]["code"] == (
+            "team_not_found"
+        )
+
+
+def test_teams_are_listed_from_both_sources_and_stored_as_the_yaml_writes_them(
+    gw: RunningServer, database_url: str
+) -> None:
+    body = {"name": "ops", "budget": {"tokens_per_month": 5000}}
+    assert admin(gw, "POST", "/admin/teams", json=body).status_code == 201
+    listed = admin(gw, "GET", "/admin/teams").json()["data"]
+    by_name = {t["name"]: t for t in listed}
+    assert by_name["red"] == {"name": "red", "source": "config", "budget": {"usd_per_day": 1000}}
+    assert by_name["ops"] == {
+        "name": "ops",
+        "source": "database",
+        "budget": {"tokens_per_month": 5000},
+    }
+    stored = fetchval(database_url, "SELECT policy::text FROM teams WHERE name = 'ops'")
+    assert TeamConfig.model_validate_json(stored).budget.tokens_per_month == 5000
+    assert admin(gw, "GET", "/admin/teams/red").json()["source"] == "config"
+    assert admin(gw, "DELETE", "/admin/teams/ops").status_code == 200
+    empty = admin(gw, "POST", "/admin/teams", json={"name": "labels-only"})  # no budget: fine
+    assert empty.status_code == 201 and empty.json()["budget"] == {}
+    assert admin(gw, "DELETE", "/admin/teams/labels-only").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_yaml_team_is_read_only_409(gw: RunningServer, method: str) -> None:
+    if method == "POST":
+        answer = admin(gw, "POST", "/admin/teams", json={"name": "red", "budget": {}})
+    else:
+        answer = admin(gw, "DELETE", "/admin/teams/red")
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "team_in_config"
+    assert admin(gw, "GET", "/admin/teams/red").json()["budget"] == {"usd_per_day": 1000}
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"{not json", None),
+        (b"[1, 2]", None),
+        (b'{"budget": {}}', "name"),
+        (b'{"name": "", "budget": {}}', "name"),
+        (b'{"name": "a b", "budget": {}}', "name"),
+        (b'{"name": "t", "budgets": {}}', "budgets"),
+        (b'{"name": "t", "budget": {"usd_per_day": -1}}', "budget.usd_per_day"),
+        (b'{"name": "t", "budget": {"usd_per_day": "lots"}}', "budget.usd_per_day"),
+        (b'{"name": "t", "budget": {"tokens_per_week": 5}}', "budget.tokens_per_week"),
+        (b'{"name": "t", "budget": []}', "budget"),
+    ],
+)
+def test_bad_team_bodies_get_400_naming_the_field(
+    gw: RunningServer, body: bytes, param: str | None
+) -> None:
+    answer = admin(gw, "POST", "/admin/teams", content=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == param
+
+
+def test_a_large_body_gets_413_and_a_path_name_no_team_can_have_404(gw: RunningServer) -> None:
+    big = b'{"name": "t", "pad": "' + b"x" * 20_000 + b'"}'
+    assert admin(gw, "POST", "/admin/teams", content=big).status_code == 413
+    odd = admin(gw, "GET", "/admin/teams/%3Cscript%3E")
+    assert odd.status_code == 404 and "script" not in odd.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/admin/teams"),
+        ("GET", "/admin/teams"),
+        ("GET", "/admin/teams/red"),
+        ("DELETE", "/admin/teams/red"),
+    ],
+)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-admin-key", f"Bearer {ADMIN}x"])
+def test_team_routes_need_the_admin_key(
+    gw: RunningServer, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    body = {"name": "sneaky", "budget": {}}
+    answer = httpx.request(method, f"{gw.url}{path}", headers=headers, json=body, timeout=10)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "invalid_admin_key"
+
+
+def test_team_changes_while_the_database_is_down_get_503_and_budgets_keep_their_copy(
+    gw: RunningServer, database_url: str
+) -> None:
+    budget = {"usd_per_day": 2 * COST_PER_REQUEST + 20}
+    assert admin(gw, "POST", "/admin/teams", json={"name": "blue", "budget": budget}).is_success
+    key = team_key(gw, "blue-key", "blue")
+    assert chat(gw, key, max_tokens=4).status_code == 200
+    with database_cut_off(database_url):
+        new = admin(gw, "POST", "/admin/teams", json={"name": "gone", "budget": {}})
+        assert new.status_code == 503
+        assert admin(gw, "GET", "/admin/teams").status_code == 503
+        assert admin(gw, "DELETE", "/admin/teams/blue").status_code == 503
+        # The instance's copy of the teams still decides: two more fit, then 429.
+        codes = [chat(gw, key, max_tokens=4).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+    assert fetchval(database_url, "SELECT count(*) FROM teams WHERE name = 'gone'") == 0
+    assert admin(gw, "DELETE", "/admin/teams/blue").status_code == 200
+
+
+def test_without_a_database_team_writes_get_404_and_yaml_teams_are_listed(
+    upstream_server: Upstream, upstream: FakeUpstream
+) -> None:
+    config = upstream_config(
+        upstream_server[1].url,
+        f"auth: {{admin_key: '${{TEST_LEDGER_ADMIN_KEY}}', teams: {YAML_TEAMS}}}",
+    )
+    with running_gateway(config) as gw:
+        for method, path in [("POST", "/admin/teams"), ("DELETE", "/admin/teams/new")]:
+            answer = admin(gw, method, path, json={"name": "new", "budget": {}})
+            assert answer.status_code == 404
+            assert answer.json()["error"]["code"] == "teams_need_database"
+        assert [t["name"] for t in admin(gw, "GET", "/admin/teams").json()["data"]] == ["red"]
+
+
+class StoredTeams:
+    """A TeamSource holding what the database would."""
+
+    def __init__(self, teams: dict[str, TeamConfig]) -> None:
+        self.teams = teams
+
+    def get(self, name: str) -> TeamConfig | None:
+        return self.teams.get(name)
+
+    async def refresh(self, max_age: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("name", "usd_per_day"),
+    [("red", 1000.0), ("stored", 5.0), ("neither", None), (None, None), ("", None)],
+)
+def test_a_yaml_team_wins_over_a_database_row_of_its_name(
+    name: str | None, usd_per_day: float | None
+) -> None:
+    stored = StoredTeams(
+        {
+            "red": TeamConfig(budget=BudgetConfig(usd_per_day=1)),  # written behind the API
+            "stored": TeamConfig(budget=BudgetConfig(usd_per_day=5)),
+        }
+    )
+    configured = {"red": TeamConfig(budget=BudgetConfig(usd_per_day=1000))}
+    budget = TeamPolicies(configured, stored).budget(name)
+    assert (budget.usd_per_day if budget else None) == usd_per_day
