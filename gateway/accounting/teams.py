@@ -7,14 +7,45 @@ for a config generation, database teams come from the process's TeamCache
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.config.access import BudgetConfig, TeamConfig
+from pydantic import ValidationError
+
+from gateway.config.access import KEY_ID, BudgetConfig, TeamConfig
 
 if TYPE_CHECKING:
     from gateway.config.schema import GatewayConfig
     from gateway.db.records import Records
+
+
+class BadTeam(ValueError):
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def parse_team(data: Any) -> tuple[str, TeamConfig]:
+    """(name, policy) from `{"name": ..., <the YAML's team fields>}`; BadTeam names the
+    field at fault (the admin API and `gateway teams import` check teams alike)."""
+    if not isinstance(data, dict):
+        raise BadTeam("The team must be a JSON object.", None)
+    fields = dict(data)
+    name = fields.pop("name", None)
+    if not (isinstance(name, str) and re.fullmatch(KEY_ID, name)):
+        raise BadTeam("'name' must be 1-64 characters of A-Z a-z 0-9 . _ : -", "name")
+    try:
+        return name, TeamConfig.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadTeam(f"{where}: {first['msg']}", where) from None
+
+
+def stored_policy(team: TeamConfig) -> dict[str, Any]:
+    """A team's policy as the `teams` table and `gateway teams export` keep it."""
+    return team.model_dump(mode="json", exclude_defaults=True)
 
 
 class TeamSource(Protocol):

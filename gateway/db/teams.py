@@ -17,6 +17,7 @@ import time
 import orjson
 from pydantic import ValidationError
 
+from gateway.accounting.teams import stored_policy
 from gateway.config.access import TeamConfig
 from gateway.db.keys import unavailable_as_503
 from gateway.db.pool import Database
@@ -41,7 +42,7 @@ class TeamArchive:
                 "ON CONFLICT (name) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now() "
                 "RETURNING xmax = 0",
                 name,
-                orjson.dumps(team.model_dump(mode="json", exclude_defaults=True)).decode(),
+                orjson.dumps(stored_policy(team)).decode(),
             )
         return bool(inserted)
 

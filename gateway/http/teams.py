@@ -14,13 +14,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.accounting.budgets import SpendStore
-from gateway.accounting.teams import team_policies
+from gateway.accounting.teams import BadTeam, parse_team, team_policies
 from gateway.config.access import KEY_ID, TeamConfig
 from gateway.errors import InvalidRequest
 from gateway.http.admin_auth import Handler, admin_only
@@ -55,23 +54,14 @@ def team_routes(runtime: Runtime) -> list[Route]:
     ]
 
 
-def parse_team(raw: bytes) -> tuple[str, TeamConfig]:
+def team_from_body(raw: bytes) -> tuple[str, TeamConfig]:
     """(name, policy) from a request body; InvalidRequest names the bad field."""
     try:
-        data = orjson.loads(raw or b"{}")
+        return parse_team(orjson.loads(raw or b"{}"))
     except orjson.JSONDecodeError:
         raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    name = data.pop("name", None)
-    if not (isinstance(name, str) and re.fullmatch(KEY_ID, name)):
-        raise InvalidRequest("'name' must be 1-64 characters of A-Z a-z 0-9 . _ : -", param="name")
-    try:
-        return name, TeamConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {first['msg']}", param=where) from None
+    except BadTeam as err:
+        raise InvalidRequest(str(err), param=err.param) from None
 
 
 def path_name(request: Request) -> str:
@@ -112,7 +102,7 @@ class TeamsApi:
             )
 
     async def put(self, request: Request) -> Response:
-        name, team = parse_team(await read_body(request, MAX_TEAM_BODY_BYTES))
+        name, team = team_from_body(await read_body(request, MAX_TEAM_BODY_BYTES))
         self.refuse_configured(name)
         records = self.records()
         created = await records.team_archive.put(name, team)

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
 from gateway.accounting.teams import TeamPolicies
+from gateway.cli import main
 from gateway.config.access import BudgetConfig, TeamConfig
 from tests.conftest import upstream_config
-from tests.db.conftest import database_cut_off, fetchval, wait_until
+from tests.db.conftest import database_cut_off, fetchval, fresh_database, wait_until
 from tests.db.gateways import (
     ADMIN,
     COST_PER_REQUEST,
@@ -245,3 +247,26 @@ def test_a_yaml_team_wins_over_a_database_row_of_its_name(
     configured = {"red": TeamConfig(budget=BudgetConfig(usd_per_day=1000))}
     budget = TeamPolicies(configured, stored).budget(name)
     assert (budget.usd_per_day if budget else None) == usd_per_day
+
+
+def test_teams_move_between_databases_and_a_bad_file_imports_nothing(
+    gw: RunningServer, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {"name": "moving", "budget": {"usd_per_month": 250}}
+    assert admin(gw, "POST", "/admin/teams", json=body).status_code == 201
+    assert main(["teams", "export", "--database", database_url]) == 0
+    exported = capsys.readouterr().out
+    assert orjson.loads(exported.splitlines()[0]) == body
+    source = tmp_path / "teams.jsonl"
+    source.write_text(exported)
+    with fresh_database() as target:
+        assert main(["teams", "import", "--database", target, str(source)]) == 0
+        assert "imported 1 team(s), 0 already present" in capsys.readouterr().out
+        assert main(["teams", "import", "--database", target, str(source)]) == 0
+        assert "imported 0 team(s), 1 already present" in capsys.readouterr().out
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"name": "fine"}\n{"name": "t", "budget": {"usd_per_day": -1}}\n')
+        assert main(["teams", "import", "--database", target, str(bad)]) == 1
+        assert "line 2: budget.usd_per_day" in capsys.readouterr().err
+        assert fetchval(target, "SELECT count(*) FROM teams WHERE name = 'fine'") == 0
+    assert admin(gw, "DELETE", "/admin/teams/moving").status_code == 200
