@@ -10,6 +10,8 @@ import httpx
 import orjson
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.accounting.teams import TeamPolicies
 from gateway.cli import main
@@ -147,6 +149,7 @@ def test_a_yaml_team_is_read_only_409(gw: RunningServer, method: str) -> None:
         (b'{"name": "t", "budget": {"usd_per_day": "lots"}}', "budget.usd_per_day"),
         (b'{"name": "t", "budget": {"tokens_per_week": 5}}', "budget.tokens_per_week"),
         (b'{"name": "t", "budget": []}', "budget"),
+        (b'{"name": "t", "budget": {"usd_per_day": 1e400}}', None),  # not finite: not JSON
     ],
 )
 def test_bad_team_bodies_get_400_naming_the_field(
@@ -270,3 +273,37 @@ def test_teams_move_between_databases_and_a_bad_file_imports_nothing(
         assert "line 2: budget.usd_per_day" in capsys.readouterr().err
         assert fetchval(target, "SELECT count(*) FROM teams WHERE name = 'fine'") == 0
     assert admin(gw, "DELETE", "/admin/teams/moving").status_code == 200
+
+
+JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=80),
+)
+HOSTILE_TEAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.one_of(st.text(max_size=80), JSON_LEAVES),
+        "budget": st.one_of(
+            st.dictionaries(
+                st.sampled_from(["usd_per_day", "tokens_per_month", "nope", ""]), JSON_LEAVES
+            ),
+            JSON_LEAVES,
+        ),
+        "extra": JSON_LEAVES,
+    },
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=HOSTILE_TEAMS)
+def test_hostile_team_bodies_get_a_4xx_or_are_stored_never_a_5xx(
+    gw: RunningServer, body: dict[str, object]
+) -> None:
+    answer = admin(gw, "POST", "/admin/teams", content=orjson.dumps(body))
+    assert answer.status_code in (200, 201, 400, 409), answer.text
+    assert answer.json()["error" if answer.status_code >= 400 else "name"]
+    if answer.status_code < 400:
+        assert admin(gw, "DELETE", f"/admin/teams/{body['name']}").status_code == 200
