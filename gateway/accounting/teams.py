@@ -17,7 +17,6 @@ from gateway.config.access import KEY_ID, BudgetConfig, TeamConfig
 
 if TYPE_CHECKING:
     from gateway.config.schema import GatewayConfig
-    from gateway.db.records import Records
 
 
 class BadTeam(ValueError):
@@ -85,7 +84,6 @@ class TeamPolicies:
         return team.budget if team is not None else None
 
 
-def team_policies(config: GatewayConfig, records: Records | None) -> TeamPolicies:
-    """The teams a generation decides budgets with."""
-    source = records.teams if records is not None else None
-    return TeamPolicies(config.auth.teams, source, config.auth.team_cache_seconds)
+def team_policies(config: GatewayConfig, stored: TeamSource | None) -> TeamPolicies:
+    """The teams a generation decides budgets with (`stored`: the database's, if any)."""
+    return TeamPolicies(config.auth.teams, stored, config.auth.team_cache_seconds)

@@ -52,6 +52,12 @@ class TeamArchive:
             done = await pool.execute("DELETE FROM teams WHERE name = $1", name)
         return bool(done == "DELETE 1")
 
+    async def get(self, name: str) -> TeamConfig | None:
+        async with unavailable_as_503():
+            pool = await self.db.pool()
+            policy = await pool.fetchval("SELECT policy::text FROM teams WHERE name = $1", name)
+        return None if policy is None else TeamConfig.model_validate_json(policy)
+
     async def all(self) -> dict[str, TeamConfig]:
         async with unavailable_as_503():
             pool = await self.db.pool()

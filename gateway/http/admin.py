@@ -52,7 +52,8 @@ class AdminApi:
     def spend(self) -> SpendStore:
         services = self.runtime.services
         assert services is not None
-        return SpendStore(services.state, team_policies(self.runtime.config, services.records))
+        stored = services.records.teams if services.records else None
+        return SpendStore(services.state, team_policies(self.runtime.config, stored))
 
     def guard(self, handler: Handler) -> Handler:
         return admin_only(self.runtime, handler)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.accounting.budgets import SpendStore
-from gateway.accounting.teams import BadTeam, parse_team, team_policies
+from gateway.accounting.teams import BadTeam, parse_team
 from gateway.config.access import KEY_ID, TeamConfig
 from gateway.errors import InvalidRequest
 from gateway.http.admin_auth import Handler, admin_only
@@ -123,12 +123,11 @@ class TeamsApi:
         team, source = self.configured().get(name), "config"
         services = self.runtime.services
         if team is None and services is not None and services.records is not None:
-            team, source = (await services.records.team_archive.all()).get(name), "database"
+            team, source = await services.records.team_archive.get(name), "database"
         if team is None or services is None:
             raise TeamNotFound(f"No team named '{name}'.", code="team_not_found")
-        spend = SpendStore(services.state, team_policies(self.runtime.config, services.records))
         body = public(name, team, source)
-        body["usage"] = await spend.usage("team", name)
+        body["usage"] = await SpendStore(services.state).usage("team", name)
         return JSONResponse(body)
 
     async def delete(self, request: Request) -> Response:

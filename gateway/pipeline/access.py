@@ -85,7 +85,7 @@ def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     if not (config.auth.enabled or config.caps.models):
         return []
     records = services.records  # totals rebuilt from the ledger after Redis loses them
-    teams = team_policies(config, records)  # YAML teams, then the database's (cached)
+    teams = team_policies(config, records.teams if records else None)  # YAML, then database
     spend = records.spend(services.state, teams) if records else SpendStore(services.state, teams)
     prices = prices_of(config, services.prices)
     return [Caps(config.caps, config.models, spend, prices, services.metrics)]

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from gateway.accounting.teams import TeamPolicies
 from gateway.cli import main
 from gateway.config.access import BudgetConfig, TeamConfig
+from gateway.db.teams import TeamCache
+from gateway.errors import DatabaseUnavailable
 from tests.conftest import upstream_config
-from tests.db.conftest import database_cut_off, fetchval, fresh_database, wait_until
+from tests.db.conftest import database_cut_off, fetchval, fresh_database, run, wait_until
 from tests.db.gateways import (
     ADMIN,
     COST_PER_REQUEST,
@@ -307,3 +309,57 @@ def test_hostile_team_bodies_get_a_4xx_or_are_stored_never_a_5xx(
     assert answer.json()["error" if answer.status_code >= 400 else "name"]
     if answer.status_code < 400:
         assert admin(gw, "DELETE", f"/admin/teams/{body['name']}").status_code == 200
+
+
+class CountingArchive:
+    """TeamArchive's `all`, answering from a dict (or failing), counting its calls."""
+
+    def __init__(self) -> None:
+        self.teams: dict[str, TeamConfig] = {}
+        self.calls = 0
+        self.down = False
+
+    async def all(self) -> dict[str, TeamConfig]:
+        self.calls += 1
+        if self.down:
+            raise DatabaseUnavailable("down")
+        return dict(self.teams)
+
+
+def test_the_team_cache_reads_the_database_once_per_interval_and_after_a_local_change() -> None:
+    async def scenario() -> None:
+        archive = CountingArchive()
+        archive.teams["a"] = TeamConfig(budget=BudgetConfig(usd_per_day=1))
+        cache = TeamCache(archive)  # type: ignore[arg-type]
+        await cache.refresh(60)  # never loaded: this request waits for the first copy
+        assert (archive.calls, cache.get("a")) == (1, archive.teams["a"])
+        for _ in range(100):
+            await cache.refresh(60)  # fresh: no database read on the request path
+        assert archive.calls == 1
+        archive.teams["b"] = TeamConfig()
+        cache.invalidate()  # this instance wrote a team: its next request sees it
+        await cache.refresh(60)
+        assert (archive.calls, cache.get("b")) == (2, TeamConfig())
+        await cache.aclose()
+
+    run(scenario())
+
+
+def test_an_unreachable_database_keeps_the_copy_and_is_retried_once_per_interval() -> None:
+    async def scenario() -> None:
+        archive = CountingArchive()
+        archive.teams["a"] = TeamConfig()
+        cache = TeamCache(archive)  # type: ignore[arg-type]
+        await cache.refresh(60)
+        archive.down = True
+        cache.invalidate()
+        for _ in range(50):
+            await cache.refresh(60)  # one failed read, then no request waits or reads
+        assert (archive.calls, cache.get("a")) == (2, TeamConfig())
+        fresh = TeamCache(archive)  # type: ignore[arg-type]
+        for _ in range(50):
+            await fresh.refresh(60)  # never loaded and down: YAML teams only, one read
+        assert archive.calls == 3 and fresh.get("a") is None
+        await cache.aclose()
+
+    run(scenario())
