@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from gateway.config.access import KEY_ID, BudgetConfig, TeamConfig
+from gateway.config.access import BudgetConfig, TeamConfig
 
 if TYPE_CHECKING:
     from gateway.config.schema import GatewayConfig
+
+
+# A key id's characters; not only dots, which no URL path can name (clients fold `..`).
+TEAM_NAME = re.compile(r"(?!\.+$)[A-Za-z0-9._:\-]{1,64}")
 
 
 class BadTeam(ValueError):
@@ -32,8 +36,8 @@ def parse_team(data: Any) -> tuple[str, TeamConfig]:
         raise BadTeam("The team must be a JSON object.", None)
     fields = dict(data)
     name = fields.pop("name", None)
-    if not (isinstance(name, str) and re.fullmatch(KEY_ID, name)):
-        raise BadTeam("'name' must be 1-64 characters of A-Z a-z 0-9 . _ : -", "name")
+    if not (isinstance(name, str) and TEAM_NAME.fullmatch(name)):
+        raise BadTeam("'name' must be 1-64 characters A-Z a-z 0-9 . _ : - (not only dots)", "name")
     try:
         return name, TeamConfig.model_validate(fields)
     except ValidationError as exc:

@@ -10,7 +10,6 @@ database team of the same name. A body is the YAML's team policy plus its `name`
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.accounting.budgets import SpendStore
-from gateway.accounting.teams import BadTeam, parse_team
-from gateway.config.access import KEY_ID, TeamConfig
+from gateway.accounting.teams import TEAM_NAME, BadTeam, parse_team
+from gateway.config.access import TeamConfig
 from gateway.errors import InvalidRequest
 from gateway.http.admin_auth import Handler, admin_only
 from gateway.http.request import read_body
@@ -67,7 +66,7 @@ def team_from_body(raw: bytes) -> tuple[str, TeamConfig]:
 def path_name(request: Request) -> str:
     """The team named in the path; a name no team can have is not echoed back."""
     name = str(request.path_params["name"])
-    if not re.fullmatch(KEY_ID, name):
+    if not TEAM_NAME.fullmatch(name):
         raise TeamNotFound("No team by that name.", code="team_not_found")
     return name
 

@@ -146,6 +146,8 @@ def test_a_yaml_team_is_read_only_409(gw: RunningServer, method: str) -> None:
         (b'{"budget": {}}', "name"),
         (b'{"name": "", "budget": {}}', "name"),
         (b'{"name": "a b", "budget": {}}', "name"),
+        (b'{"name": "..", "budget": {}}', "name"),
+        (b'{"name": "x" , "budget": {}, "name": 5}', "name"),
         (b'{"name": "t", "budgets": {}}', "budgets"),
         (b'{"name": "t", "budget": {"usd_per_day": -1}}', "budget.usd_per_day"),
         (b'{"name": "t", "budget": {"usd_per_day": "lots"}}', "budget.usd_per_day"),
