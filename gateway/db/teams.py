@@ -56,19 +56,24 @@ class TeamArchive:
         async with unavailable_as_503():
             pool = await self.db.pool()
             policy = await pool.fetchval("SELECT policy::text FROM teams WHERE name = $1", name)
-        return None if policy is None else TeamConfig.model_validate_json(policy)
+        return None if policy is None else checked(name, policy)
 
     async def all(self) -> dict[str, TeamConfig]:
         async with unavailable_as_503():
             pool = await self.db.pool()
             rows = await pool.fetch("SELECT name, policy::text AS policy FROM teams ORDER BY name")
-        teams: dict[str, TeamConfig] = {}
-        for row in rows:
-            try:
-                teams[row["name"]] = TeamConfig.model_validate_json(row["policy"])
-            except ValidationError:  # a row edited by hand: skipped, never a failed request
-                log.error("team policy in the database is invalid", extra={"team": row["name"]})
-        return teams
+        teams = {row["name"]: checked(row["name"], row["policy"]) for row in rows}
+        return {name: team for name, team in teams.items() if team is not None}
+
+
+def checked(name: str, policy: str) -> TeamConfig | None:
+    """A stored policy; None (and a log line) for a row edited by hand into nonsense, so
+    that it never fails a request or hides the other teams."""
+    try:
+        return TeamConfig.model_validate_json(policy)
+    except ValidationError:
+        log.error("team policy in the database is invalid", extra={"team": name})
+        return None
 
 
 class TeamCache:

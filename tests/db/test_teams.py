@@ -19,7 +19,14 @@ from gateway.config.access import BudgetConfig, TeamConfig
 from gateway.db.teams import TeamCache
 from gateway.errors import DatabaseUnavailable
 from tests.conftest import upstream_config
-from tests.db.conftest import database_cut_off, fetchval, fresh_database, run, wait_until
+from tests.db.conftest import (
+    database_cut_off,
+    fetch,
+    fetchval,
+    fresh_database,
+    run,
+    wait_until,
+)
 from tests.db.gateways import (
     ADMIN,
     COST_PER_REQUEST,
@@ -365,3 +372,15 @@ def test_an_unreachable_database_keeps_the_copy_and_is_retried_once_per_interval
         await cache.aclose()
 
     run(scenario())
+
+
+def test_a_row_edited_into_nonsense_is_skipped_and_the_other_teams_stay(
+    gw: RunningServer, database_url: str
+) -> None:
+    assert admin(gw, "POST", "/admin/teams", json={"name": "sound"}).status_code == 201
+    fetch(database_url, """INSERT INTO teams (name, policy) VALUES ('broken', '{"budget": 7}')""")
+    names = [t["name"] for t in admin(gw, "GET", "/admin/teams").json()["data"]]
+    assert "sound" in names and "broken" not in names
+    assert admin(gw, "GET", "/admin/teams/broken").status_code == 404
+    assert admin(gw, "DELETE", "/admin/teams/broken").status_code == 200  # still removable
+    assert admin(gw, "DELETE", "/admin/teams/sound").status_code == 200
