@@ -22,6 +22,7 @@ from gateway.http.models import model_endpoint, models_endpoint
 from gateway.http.openai import CompletionEndpoint
 from gateway.http.ops import health, metrics_endpoint, ready_endpoint
 from gateway.http.responses import ResponsesAPI
+from gateway.http.teams import team_routes
 from gateway.http.usage import usage_routes
 from gateway.observability.metrics import Metrics
 from gateway.reload import Reloader, reload_endpoint
@@ -69,6 +70,7 @@ def create_app(
         *admin.admin_routes(runtime),  # /admin/keys (403 while no auth.admin_key is set)
         Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),  # 404 when disabled
         *usage_routes(runtime),  # /admin/usage from the PostgreSQL ledger
+        *team_routes(runtime),  # /admin/teams: team policies in the database
     ]
     app = Starlette(
         routes=routes,

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from gateway.accounting.teams import TeamPolicies
 from gateway.auth.principal import Principal
 from gateway.config.access import BudgetConfig
 from gateway.errors import QuotaExceeded
@@ -59,16 +60,17 @@ class Reservation:
 
 
 class SpendStore:
-    def __init__(self, state: StateBackend, teams: dict[str, BudgetConfig]) -> None:
+    def __init__(self, state: StateBackend, teams: TeamPolicies | None = None) -> None:
         self.state = state
-        self.teams = teams
+        self.teams = teams or TeamPolicies()
 
-    def scopes(self, principal: Principal) -> list[tuple[str, str, BudgetConfig]]:
+    async def scopes(self, principal: Principal) -> list[tuple[str, str, BudgetConfig]]:
         """(scope, name, budget) for the key and its team, each only if it has a budget."""
         out = []
         if not principal.budget.empty:
             out.append(("key", principal.key_id, principal.budget))
-        team_budget = self.teams.get(principal.team or "")
+        await self.teams.refresh()
+        team_budget = self.teams.budget(principal.team)
         if team_budget is not None and not team_budget.empty:
             out.append(("team", principal.team or "", team_budget))
         return out
@@ -79,7 +81,7 @@ class SpendStore:
         ids = period_ids()
         holds: list[Hold] = []
         named: list[tuple[str, str]] = []
-        for scope, name, budget in self.scopes(principal):
+        for scope, name, budget in await self.scopes(principal):
             for period in PERIODS:
                 limits = {
                     "tokens": getattr(budget, f"tokens_per_{period}"),

@@ -109,6 +109,9 @@ class AuthConfig(Section):
     key_cache_seconds: float = Field(
         1.0, gt=0, le=60, description="How long an instance trusts its copy of a dynamic key."
     )
+    team_cache_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often an instance reloads the database's teams."
+    )
 
     @property
     def enabled(self) -> bool:

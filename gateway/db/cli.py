@@ -1,8 +1,10 @@
-"""`gateway db upgrade|status`, `gateway usage report`, `gateway keys import|export`.
+"""`gateway db upgrade|status`, `gateway usage report`, `gateway keys import|export`,
+`gateway teams import|export`.
 
 The database URL comes from --database, else $DATABASE_URL, else the config's
 `state.database`. Keys move between instances as JSON lines of id, hash, created_at and
-policy: the hash only, never a key.
+policy: the hash only, never a key. Teams move as JSON lines of the admin API's body
+(`name` and the YAML's team fields). Imports add what is missing and change nothing else.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def add_commands(commands: Any, keys_commands: Any) -> None:
     _database_args(load)
     load.add_argument("path", help="JSON lines file, or - for stdin")
     load.set_defaults(run=_sync(run_keys_import))
+
+    teams = commands.add_parser("teams", help="teams kept in the database")
+    teams_commands = teams.add_subparsers(title="teams commands")
+    export_teams = teams_commands.add_parser("export", help="database teams as JSON lines")
+    _database_args(export_teams)
+    export_teams.set_defaults(run=_sync(run_teams_export))
+    load_teams = teams_commands.add_parser("import", help="add teams from `teams export` output")
+    _database_args(load_teams)
+    load_teams.add_argument("path", help="JSON lines file, or - for stdin")
+    load_teams.set_defaults(run=_sync(run_teams_import))
 
 
 def _database_args(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +191,50 @@ async def run_keys_import(args: argparse.Namespace) -> int:
     print(f"imported {added} key(s), {len(records) - added} already present")
     await _resync_marker(args)
     return 0
+
+
+async def run_teams_export(args: argparse.Namespace) -> int:
+    async with connection(args) as conn:
+        rows = await conn.fetch("SELECT name, policy::text AS policy FROM teams ORDER BY name")
+    for row in rows:
+        line = {"name": row["name"], **orjson.loads(row["policy"])}
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    return 0
+
+
+async def run_teams_import(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.path == "-" else Path(args.path).read_text(encoding="utf-8")
+    teams = parse_team_lines(text)
+    added = 0
+    async with connection(args) as conn, conn.transaction():
+        for name, policy in teams.items():
+            done = await conn.execute(
+                "INSERT INTO teams (name, policy) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING",
+                name,
+                orjson.dumps(policy).decode(),
+            )
+            added += done == "INSERT 0 1"
+    print(f"imported {added} team(s), {len(teams) - added} already present")
+    return 0
+
+
+def parse_team_lines(text: str) -> dict[str, dict[str, Any]]:
+    """name -> policy (as stored) per non-empty line; CommandError names the first bad line."""
+    from gateway.accounting.teams import BadTeam, parse_team, stored_policy
+
+    teams: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            name, team = parse_team(orjson.loads(line))
+        except (orjson.JSONDecodeError, BadTeam) as err:
+            problem = str(err) if isinstance(err, BadTeam) else "not JSON"
+            raise CommandError(f"line {number}: {problem}") from None
+        if name in teams:
+            raise CommandError(f"line {number}: duplicate team '{name}'")
+        teams[name] = stored_policy(team)
+    return teams
 
 
 async def _resync_marker(args: argparse.Namespace) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.accounting.pricing import PriceBook
+from gateway.accounting.teams import TeamPolicies
 from gateway.auth.principal import ANONYMOUS
-from gateway.config.access import BudgetConfig
 from gateway.context import RequestContext
 from gateway.db.feedback import FeedbackArchive
 from gateway.db.keys import KeyArchive, KeyBackedState
@@ -20,6 +20,7 @@ from gateway.db.ledger import LedgerWriter
 from gateway.db.pool import DB_ERRORS, Database
 from gateway.db.responses import PostgresResponseStore
 from gateway.db.spend import LedgerSpendStore
+from gateway.db.teams import TeamArchive, TeamCache
 from gateway.db.usage import UsageQuery, usage_report
 from gateway.errors import DatabaseUnavailable
 from gateway.observability.metrics import Metrics
@@ -38,12 +39,14 @@ class Records:
         self.keys = KeyArchive(self.database)
         self.feedback = FeedbackArchive(self.database)
         self.responses = PostgresResponseStore(self.database)
+        self.team_archive = TeamArchive(self.database)
+        self.teams = TeamCache(self.team_archive)  # kept across reloads: one copy per process
 
     def key_state(self, state: StateBackend) -> StateBackend:
         """`state` with admin-created keys backed by the database."""
         return KeyBackedState(state, self.keys)
 
-    def spend(self, state: StateBackend, teams: dict[str, BudgetConfig]) -> LedgerSpendStore:
+    def spend(self, state: StateBackend, teams: TeamPolicies) -> LedgerSpendStore:
         return LedgerSpendStore(state, teams, self.database)
 
     def ledger_sink(self, prices: PriceBook) -> LedgerSink:
@@ -67,6 +70,7 @@ class Records:
         self.ledger.start()
 
     async def aclose(self) -> None:
+        await self.teams.aclose()
         await self.ledger.aclose()
         await self.database.aclose()
 

@@ -24,8 +24,8 @@ from gateway.accounting.budgets import (
     period_ids,
     spend_key,
 )
+from gateway.accounting.teams import TeamPolicies
 from gateway.auth.principal import Principal
-from gateway.config.access import BudgetConfig
 from gateway.db.pool import DB_ERRORS, Database
 from gateway.state import StateBackend
 
@@ -49,7 +49,7 @@ def period_start(period: str, now: datetime) -> datetime:
 
 
 class LedgerSpendStore(SpendStore):
-    def __init__(self, state: StateBackend, teams: dict[str, BudgetConfig], db: Database) -> None:
+    def __init__(self, state: StateBackend, teams: TeamPolicies, db: Database) -> None:
         super().__init__(state, teams)
         self.db = db
         self._down_until = 0.0
@@ -60,7 +60,7 @@ class LedgerSpendStore(SpendStore):
         return await super().reserve(principal, tokens, usd)
 
     async def restore(self, principal: Principal) -> None:
-        scopes = self.scopes(principal)
+        scopes = await self.scopes(principal)
         if not scopes or time.monotonic() < self._down_until:
             return
         now = datetime.now(UTC)

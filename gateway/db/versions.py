@@ -67,4 +67,15 @@ VERSIONS: tuple[tuple[int, str, str], ...] = (
             WHERE expires_at IS NOT NULL;
         """,
     ),
+    (
+        2,
+        "teams and their policies (admin API; YAML teams stay in the config file)",
+        """
+        CREATE TABLE IF NOT EXISTS teams (
+            name       text PRIMARY KEY,
+            policy     jsonb NOT NULL,  -- a TeamConfig as the YAML writes it (budget, ...)
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 )

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.accounting.budgets import SpendStore
+from gateway.accounting.teams import team_policies
 from gateway.auth.keys import KeyExists, KeyStore
 from gateway.config.access import KEY_ID, KeyPolicy
 from gateway.errors import InvalidRequest
@@ -49,9 +50,10 @@ class AdminApi:
         return authenticator(self.runtime).keys
 
     def spend(self) -> SpendStore:
-        assert self.runtime.services is not None
-        teams = {n: t.budget for n, t in self.runtime.config.auth.teams.items()}
-        return SpendStore(self.runtime.services.state, teams)
+        services = self.runtime.services
+        assert services is not None
+        stored = services.records.teams if services.records else None
+        return SpendStore(services.state, team_policies(self.runtime.config, stored))
 
     def guard(self, handler: Handler) -> Handler:
         return admin_only(self.runtime, handler)

@@ -9,6 +9,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.accounting.budgets import SpendStore
+from gateway.accounting.teams import team_policies
 from gateway.accounting.tokens import encoder
 from gateway.auth.authenticator import Authenticator
 from gateway.config.schema import GatewayConfig
@@ -83,8 +84,8 @@ def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     """caps (after route): token ceilings, input limit, budgets and spend."""
     if not (config.auth.enabled or config.caps.models):
         return []
-    teams = {name: team.budget for name, team in config.auth.teams.items()}
     records = services.records  # totals rebuilt from the ledger after Redis loses them
+    teams = team_policies(config, records.teams if records else None)  # YAML, then database
     spend = records.spend(services.state, teams) if records else SpendStore(services.state, teams)
     prices = prices_of(config, services.prices)
     return [Caps(config.caps, config.models, spend, prices, services.metrics)]

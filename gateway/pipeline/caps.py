@@ -55,7 +55,7 @@ class Caps:
         if ctx.endpoint != "embeddings":
             self.apply_max_tokens(ctx, caps)
         reservation = None
-        if self.spend.scopes(ctx.principal):
+        if await self.spend.scopes(ctx.principal):
             reservation = await self.reserve_budget(ctx, caps)
         try:
             reply = await call_next(ctx)

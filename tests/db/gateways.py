@@ -29,6 +29,7 @@ state: {{database: "{database_url}" {state}}}
 auth:
   admin_key: ${{TEST_LEDGER_ADMIN_KEY}}
   key_cache_seconds: 0.05
+  team_cache_seconds: 0.2
   teams: {teams}
   keys:
     - {{id: key-a, hash: "{hash_key(KEY_A)}", user: alice, team: red}}

@@ -26,7 +26,7 @@ PRICES = PriceBook({"m": Price(input_per_token=1e-6, output_per_token=2e-6)})
 
 def caps_stage(state: MemoryState | None = None, **model_caps: Any) -> Caps:
     section = CapsSection(models={"m": CapsConfig(**model_caps)})
-    spend = SpendStore(state or MemoryState(), {})
+    spend = SpendStore(state or MemoryState())
     return Caps(section, MODELS, spend, PRICES, Metrics())
 
 
