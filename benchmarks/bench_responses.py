@@ -21,6 +21,9 @@ import orjson
 
 from gateway.app import create_app
 from gateway.config import load_config_text
+from gateway.ingress.responses.parse import input_items
+from gateway.ingress.responses.render import Draft, response_object
+from gateway.ingress.responses.store import MemoryResponseStore, StoredResponse
 
 CONFIG = """
 logging: {level: warning, access_log: false}
@@ -106,6 +109,30 @@ async def cpu_per_request(app: Any, case: str, requests: int) -> float:
     return (time.process_time() - start) / requests * 1e6
 
 
+async def store_write(requests: int) -> tuple[float, float]:
+    """CPU per `store: true` write to the memory state alone (the `responses` case's
+    record): new ids, then the same ids again."""
+    body = CASES["responses"][1]
+    chat = {
+        "choices": [{"message": {"role": "assistant", "content": body["input"]}}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 2},
+    }
+    records = []
+    for _ in range(requests):
+        draft = Draft(body)
+        response = response_object(draft, chat)
+        records.append(StoredResponse(response, input_items(body, draft.ids), []))
+    store = MemoryResponseStore()
+    figures = []
+    for _ in range(2):  # new keys, then the same keys again
+        gc.collect()
+        start = time.process_time()
+        for record in records:
+            await store.put("key", record)
+        figures.append((time.process_time() - start) / requests * 1e6)
+    return figures[0], figures[1]
+
+
 async def main(requests: int, rounds: int) -> None:
     app = create_app(load_config_text(CONFIG))
     figures: dict[str, list[float]] = {case: [] for case in CASES}
@@ -131,6 +158,11 @@ async def main(requests: int, rounds: int) -> None:
     )
     for chat, responses in pairs:
         print(f"  {responses} / {chat}: x{median[responses] / median[chat]:.3f}")
+    fresh, again = await store_write(requests * rounds)
+    print(
+        f"  store write alone (memory state, encode + put): {fresh:.1f} us for new ids, "
+        f"{again:.1f} us for the same ids again"
+    )
 
 
 if __name__ == "__main__":
