@@ -54,6 +54,21 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         "/v1/responses",
         {"model": "bench", "input": "hello there", "stream": True},
     ),
+    "resp. stream unstored": (
+        "/v1/responses",
+        {"model": "bench", "input": "hello there", "stream": True, "store": False},
+    ),
+    # A Responses stream always asks its upstream for usage (response.completed carries
+    # it): one more upstream chunk. This row is the same chat stream with that chunk.
+    "chat stream usage": (
+        "/v1/chat/completions",
+        {
+            "model": "bench",
+            "messages": [{"role": "user", "content": "hello there"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ),
 }
 
 
@@ -149,15 +164,18 @@ async def main(requests: int, rounds: int) -> None:
     median = {case: statistics.median(values) for case, values in figures.items()}
     for case, value in median.items():
         print(
-            f"  {case:18} {value:7.1f} us   (runs: {', '.join(f'{v:.0f}' for v in figures[case])})"
+            f"  {case:21} {value:7.1f} us   (runs: {', '.join(f'{v:.0f}' for v in figures[case])})"
         )
     pairs = (
         ("chat", "responses"),
         ("chat", "responses unstored"),
         ("chat stream", "responses stream"),
+        ("chat stream", "resp. stream unstored"),
+        ("chat stream usage", "responses stream"),
+        ("chat stream usage", "resp. stream unstored"),
     )
     for chat, responses in pairs:
-        print(f"  {responses} / {chat}: x{median[responses] / median[chat]:.3f}")
+        print(f"  {responses:21} / {chat:17}: x{median[responses] / median[chat]:.3f}")
     fresh, again = await store_write(requests * rounds)
     print(
         f"  store write alone (memory state, encode + put): {fresh:.1f} us for new ids, "

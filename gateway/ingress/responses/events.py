@@ -80,17 +80,17 @@ class EventTranslator:
     def feed_encoded(self, chunk: dict[str, Any]) -> bytes:
         """`feed`'s events, encoded (b"" for none)."""
         text = _plain_text(chunk)
+        message = self.message
+        if text is not None and message is not None:  # nearly every chunk: more text
+            message.buffer.append(text)
+            self.sequence += 1
+            return text_delta(self.sequence - 1, message.delta_fields, text)
         if text is None:
             return b"".join([encode_event(event) for event in self.feed(chunk)])
-        opening = b""
-        message = self.message
-        if message is None:
-            message = self.message = self._add_message()
-            opening = message_added(self.sequence, message.index, message.item["id"])
-            self.sequence += 2
-        message.buffer.append(text)
-        self.sequence += 1
-        return opening + text_delta(self.sequence - 1, message.delta_fields, text)
+        message = self.message = self._add_message()
+        opening = message_added(self.sequence, message.index, message.item["id"])
+        self.sequence += 2
+        return opening + self.feed_encoded(chunk)
 
     def finish_encoded(self) -> tuple[dict[str, Any], bytes]:
         """`finish`, its events encoded."""
@@ -277,14 +277,14 @@ class EventTranslator:
 
 def _plain_text(chunk: dict[str, Any]) -> str | None:
     """The chunk's text when the chunk is nothing but text (no usage, tool call or end)."""
-    if chunk.get("usage"):
-        return None
     choices = chunk.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    if not isinstance(choice, dict) or choice.get("finish_reason"):
+    if type(choices) is not list or not choices or chunk.get("usage"):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason"):
         return None
     delta = choice.get("delta")
-    if not isinstance(delta, dict) or delta.get("tool_calls"):
+    if type(delta) is not dict or delta.get("tool_calls"):
         return None
     text = delta.get("content")
-    return text if text and isinstance(text, str) else None
+    return text if type(text) is str and text else None
