@@ -46,6 +46,7 @@ class ResponsesAPI:
         self.runtime = runtime
         self._store: tuple[StateBackend, ResponseStore] | None = None
         self._any_native: tuple[object, bool] | None = None  # (config, any provider native)
+        self._native: tuple[object, dict[str, bool]] = (None, {})  # (config, alias -> native)
 
     def routes(self) -> list[Route]:
         return [
@@ -134,10 +135,17 @@ class ResponsesAPI:
     def native(self, alias: str) -> bool:
         """Whether every deployment of `alias` speaks the Responses API itself."""
         config = self.runtime.config
-        model = config.models.get(alias)
-        if model is None:
-            return False
-        return all(config.providers[d.provider].responses == "native" for d in model.deployments)
+        if self._native[0] is not config:
+            self._native = (config, {})
+        known = self._native[1]
+        if alias not in known:
+            model = config.models.get(alias)
+            if model is None:  # not cached: a client's unknown names must not grow the map
+                return False
+            known[alias] = all(
+                config.providers[d.provider].responses == "native" for d in model.deployments
+            )
+        return known[alias]
 
     async def retrieve(self, request: Request) -> Response:
         try:

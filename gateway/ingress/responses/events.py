@@ -6,12 +6,18 @@ The events are the ones OpenAI sends, in its order: `response.created`,
 (for a function call) `function_call_arguments.delta`…, `.done`, and `output_item.done`;
 last `response.completed` (or `response.incomplete`) with usage, or `response.failed`.
 Each carries a `sequence_number`; item ids are the ones the final Response holds.
+
+The `*_encoded` methods give the same events as SSE bytes (the hot path): a text reply's
+events come from templates (sse.py), and a Response encoded once is spliced into its
+events; anything else is built as dicts and encoded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from gateway.errors import GatewayError
 from gateway.ingress.responses.render import (
@@ -22,6 +28,14 @@ from gateway.ingress.responses.render import (
     text_part,
     usage,
 )
+from gateway.ingress.responses.sse import (
+    delta_fields,
+    encode_event,
+    message_added,
+    message_done,
+    text_delta,
+    with_response,
+)
 
 Event = dict[str, Any]
 
@@ -31,6 +45,7 @@ class _OpenItem:
     item: dict[str, Any]
     index: int  # output_index
     buffer: list[str] = field(default_factory=list)  # text or argument deltas so far
+    delta_fields: bytes = b""  # a message's text delta fields before the text, encoded
 
 
 class EventTranslator:
@@ -55,6 +70,37 @@ class EventTranslator:
             self.event("response.created", response=snapshot),
             self.event("response.in_progress", response=snapshot),
         ]
+
+    def start_encoded(self) -> bytes:
+        snapshot = orjson.dumps(self.draft.response("in_progress", []))
+        self.sequence += 2
+        created = with_response("response.created", self.sequence - 2, snapshot)
+        return created + with_response("response.in_progress", self.sequence - 1, snapshot)
+
+    def feed_encoded(self, chunk: dict[str, Any]) -> bytes:
+        """`feed`'s events, encoded (b"" for none)."""
+        text = _plain_text(chunk)
+        message = self.message
+        if text is not None and message is not None:  # nearly every chunk: more text
+            message.buffer.append(text)
+            self.sequence += 1
+            return text_delta(self.sequence - 1, message.delta_fields, text)
+        if text is None:
+            return b"".join([encode_event(event) for event in self.feed(chunk)])
+        message = self.message = self._add_message()
+        opening = message_added(self.sequence, message.index, message.item["id"])
+        self.sequence += 2
+        return opening + self.feed_encoded(chunk)
+
+    def finish_encoded(self) -> tuple[dict[str, Any], bytes]:
+        """`finish`, its events encoded."""
+        closing = [self._close_encoded(opened) for opened in list(self.open)]
+        return self._final(), b"".join(closing)
+
+    def terminal_encoded(self, final: dict[str, Any], encoded: bytes) -> bytes:
+        """`terminal` for `final`, given as `encoded` (the bytes the store kept)."""
+        self.sequence += 1
+        return with_response(f"response.{final['status']}", self.sequence - 1, encoded)
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         """The events for one chunk (a text delta, the common case, stays cheap)."""
@@ -81,9 +127,19 @@ class EventTranslator:
             self.finish_reason = choice["finish_reason"]
         return events
 
+    def _add_message(self) -> _OpenItem:
+        opened = self._open(message_item(self.draft.ids.new("msg"), [], "in_progress"))
+        opened.delta_fields = delta_fields(opened.item["id"], opened.index)
+        return opened
+
     def _open_message(self, events: list[Event]) -> None:
-        item = message_item(self.draft.ids.new("msg"), [], "in_progress")
-        self.message = self._add(item, events)
+        self.message = self._add_message()
+        item = self.message.item
+        events.append(
+            self.event(
+                "response.output_item.added", output_index=self.message.index, item=dict(item)
+            )
+        )
         events.append(
             self.event(
                 "response.content_part.added",
@@ -140,29 +196,39 @@ class EventTranslator:
             )
         return events
 
-    def _add(self, item: dict[str, Any], events: list[Event]) -> _OpenItem:
+    def _open(self, item: dict[str, Any]) -> _OpenItem:
         opened = _OpenItem(item, len(self.output))
         self.output.append(item)
         self.open.append(opened)
+        return opened
+
+    def _add(self, item: dict[str, Any], events: list[Event]) -> _OpenItem:
+        opened = self._open(item)
         events.append(
             self.event("response.output_item.added", output_index=opened.index, item=dict(item))
         )
         return opened
 
-    def _close(self, opened: _OpenItem) -> list[Event]:
+    def _done(self, opened: _OpenItem) -> str:
+        """Mark `opened` done in the output; its text or arguments, joined."""
         self.open.remove(opened)
-        item, index, joined = opened.item, opened.index, "".join(opened.buffer)
+        item, joined = opened.item, "".join(opened.buffer)
         item["status"] = "incomplete" if self.incomplete_reason else "completed"
-        events: list[Event] = []
         if item["type"] == "message":
             self.message = None
-            part = text_part(joined)
-            item["content"] = [part]
-            ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            events.append(self.event("response.output_text.done", **ids, text=joined, logprobs=[]))
-            events.append(self.event("response.content_part.done", **ids, part=part))
+            item["content"] = [text_part(joined)]
         else:
             item["arguments"] = joined
+        return joined
+
+    def _close(self, opened: _OpenItem) -> list[Event]:
+        item, index, joined = opened.item, opened.index, self._done(opened)
+        events: list[Event] = []
+        if item["type"] == "message":
+            ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            events.append(self.event("response.output_text.done", **ids, text=joined, logprobs=[]))
+            events.append(self.event("response.content_part.done", **ids, part=item["content"][0]))
+        else:
             events.append(
                 self.event(
                     "response.function_call_arguments.done",
@@ -174,6 +240,14 @@ class EventTranslator:
         events.append(self.event("response.output_item.done", output_index=index, item=item))
         return events
 
+    def _close_encoded(self, opened: _OpenItem) -> bytes:
+        item = opened.item
+        if item["type"] != "message":
+            return b"".join([encode_event(event) for event in self._close(opened)])
+        joined = self._done(opened)
+        self.sequence += 3
+        return message_done(self.sequence - 3, opened.index, item["id"], item["status"], joined)
+
     @property
     def incomplete_reason(self) -> str | None:
         return INCOMPLETE_REASONS.get(self.finish_reason or "")
@@ -183,10 +257,12 @@ class EventTranslator:
         events: list[Event] = []
         for opened in list(self.open):
             events += self._close(opened)
+        return self._final(), events
+
+    def _final(self) -> dict[str, Any]:
         reason = self.incomplete_reason
         status = "incomplete" if reason else "completed"
-        final = self.draft.response(status, self.output, self.usage, incomplete_reason=reason)
-        return final, events
+        return self.draft.response(status, self.output, self.usage, incomplete_reason=reason)
 
     def terminal(self, final: dict[str, Any]) -> Event:
         return self.event(f"response.{final['status']}", response=final)
@@ -197,3 +273,18 @@ class EventTranslator:
         error = {"code": err.code or err.error_type, "message": err.message}
         final = self.draft.response("failed", self.output, self.usage, error=error)
         return self.event("response.failed", response=final)
+
+
+def _plain_text(chunk: dict[str, Any]) -> str | None:
+    """The chunk's text when the chunk is nothing but text (no usage, tool call or end)."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or not choices or chunk.get("usage"):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason"):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or delta.get("tool_calls"):
+        return None
+    text = delta.get("content")
+    return text if type(text) is str and text else None

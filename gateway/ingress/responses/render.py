@@ -17,13 +17,14 @@ INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_
 
 
 class Draft:
-    __slots__ = ("created_at", "id", "ids", "request")
+    __slots__ = ("_echo", "created_at", "id", "ids", "request")
 
     def __init__(self, request: dict[str, Any]) -> None:
         self.request = request  # the client's Responses body
         self.ids = Ids()  # the response's id and its items'
         self.id = self.ids.new("resp")
         self.created_at = int(time.time())
+        self._echo: dict[str, Any] | None = None
 
     def response(
         self,
@@ -34,19 +35,31 @@ class Draft:
         incomplete_reason: str | None = None,
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        if self._echo is None:  # a stream renders it two or three times
+            self._echo = self._response_fields()
+        response = self._echo.copy()  # its key order is the Response's
+        response["status"] = status
+        response["error"] = error
+        if incomplete_reason:
+            response["incomplete_details"] = {"reason": incomplete_reason}
+        response["output"] = output
+        response["usage"] = usage
+        return response
+
+    def _response_fields(self) -> dict[str, Any]:
         request = self.request
         text: dict[str, Any] = request["text"] if isinstance(request.get("text"), dict) else {}
         return {
             "id": self.id,
             "object": "response",
             "created_at": self.created_at,
-            "status": status,
-            "error": error,
-            "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
+            "status": None,
+            "error": None,
+            "incomplete_details": None,
             "instructions": request.get("instructions"),
             "max_output_tokens": request.get("max_output_tokens"),
             "model": request.get("model"),
-            "output": output,
+            "output": None,
             "parallel_tool_calls": request.get("parallel_tool_calls", True),
             "previous_response_id": request.get("previous_response_id"),
             "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
@@ -57,7 +70,7 @@ class Draft:
             "tools": request.get("tools") or [],
             "top_p": request.get("top_p", 1.0),
             "truncation": request.get("truncation") or "disabled",
-            "usage": usage,
+            "usage": None,
             "user": request.get("user"),
             "metadata": request.get("metadata") or {},
         }

@@ -22,39 +22,13 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.ingress.responses.events import EventTranslator
 from gateway.ingress.responses.render import Draft, response_object
+from gateway.ingress.responses.sse import encode_event
 from gateway.ingress.responses.store import ResponseStore, StoredResponse
 from gateway.streaming.relay import chunks
 from gateway.types import Reply
 
 log = logging.getLogger("gateway")
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-EVENT_TYPES = (
-    "response.created",
-    "response.in_progress",
-    "response.output_item.added",
-    "response.content_part.added",
-    "response.output_text.delta",
-    "response.output_text.done",
-    "response.content_part.done",
-    "response.function_call_arguments.delta",
-    "response.function_call_arguments.done",
-    "response.output_item.done",
-    "response.completed",
-    "response.incomplete",
-    "response.failed",
-)
-_HEADS = {kind: f"event: {kind}\ndata: ".encode() for kind in EVENT_TYPES}
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    kind = event["type"]
-    head = _HEADS.get(kind) if isinstance(kind, str) else None
-    if head is None:  # a native upstream's other events: its type on one line
-        shown = str(kind).replace("\r", " ").replace("\n", " ")
-        head = f"event: {shown}\ndata: ".encode()
-    return head + orjson.dumps(event) + b"\n\n"
 
 
 def is_native(body: dict[str, Any] | None) -> bool:
@@ -71,11 +45,13 @@ class Turn:
     store: ResponseStore | None  # None: `store: false`
     native: bool = False  # every deployment of the model speaks Responses itself
 
-    async def save(self, response: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        """Store `response` (when asked) and return it as the client should see it."""
+    async def save(self, response: dict[str, Any], ctx: RequestContext) -> bytes:
+        """Store `response` (when asked); return it encoded as the client should see it
+        (the same bytes the store keeps: encoded once)."""
+        encoded = orjson.dumps(response)
         if self.store is None or response.get("status") == "failed":
-            return response
-        record = StoredResponse(response, self.input_items, self.history)
+            return encoded
+        record = StoredResponse(response, self.input_items, self.history, encoded)
         try:
             stored = await self.store.put(ctx.principal.key_id, record)
         except Exception:  # the answer is paid for: deliver it, say it was not stored
@@ -83,7 +59,8 @@ class Turn:
             stored = False
         if not stored:
             response["store"] = False
-        return response
+            encoded = orjson.dumps(response)
+        return encoded
 
 
 class ResponsesRenderer:
@@ -99,7 +76,7 @@ class ResponsesRenderer:
             return
         body = reply.body
         response = body if is_native(body) else response_object(self.turn.draft, body)
-        self.prepared = orjson.dumps(await self.turn.save(response, ctx))
+        self.prepared = await self.turn.save(response, ctx)
 
     def body(self, reply: Reply, ctx: RequestContext) -> bytes:
         return self.prepared if self.prepared is not None else orjson.dumps(reply.body)
@@ -117,23 +94,21 @@ class ResponsesRenderer:
                         async for data in self._native_rest(parsed, ctx):
                             yield data
                         return
-                    if not started:
+                    if started:
+                        data = translator.feed_encoded(chunk)
+                    else:  # the opening events first: they take the first sequence numbers
                         started = True
-                        for event in translator.start():
-                            yield encode_event(event)
-                    for event in translator.feed(chunk):
-                        yield encode_event(event)
+                        data = translator.start_encoded() + translator.feed_encoded(chunk)
+                    if data:
+                        yield data
         except GatewayError as err:
-            if not started:
-                for event in translator.start():
-                    yield encode_event(event)
-            yield encode_event(translator.failed(err))
+            opening = b"" if started else translator.start_encoded()
+            yield opening + encode_event(translator.failed(err))
             return
-        final, closing = translator.finish()
-        for event in closing:
-            yield encode_event(event)
-        final = await self.turn.save(final, ctx)
-        yield encode_event(translator.terminal(final))
+        final, closing = translator.finish_encoded()
+        if closing:
+            yield closing
+        yield translator.terminal_encoded(final, await self.turn.save(final, ctx))
 
     async def _native_rest(
         self, parsed: AsyncIterator[tuple[dict[str, Any], bytes]], ctx: RequestContext
@@ -144,5 +119,5 @@ class ResponsesRenderer:
     async def _native(self, event: dict[str, Any], ctx: RequestContext) -> bytes:
         """A native event as it came; the terminal one's Response is stored first."""
         if event.get("type") in TERMINAL and isinstance(event.get("response"), dict):
-            event["response"] = await self.turn.save(event["response"], ctx)
+            await self.turn.save(event["response"], ctx)  # marks it `store: false` if not kept
         return encode_event(event)

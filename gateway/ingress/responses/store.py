@@ -32,6 +32,7 @@ class StoredResponse:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
     history: list[dict[str, Any]]  # the chain's items before this response's input
+    encoded: bytes | None = None  # `response` already encoded (the reply's bytes), if it is
 
     @property
     def id(self) -> str:
@@ -42,8 +43,11 @@ class StoredResponse:
         return [*self.history, *self.input_items, *self.response.get("output", [])]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {"response": self.response, "input_items": self.input_items, "history": self.history}
+        response = self.encoded if self.encoded is not None else orjson.dumps(self.response)
+        return b'{"response":%s,"input_items":%s,"history":%s}' % (
+            response,
+            orjson.dumps(self.input_items),
+            orjson.dumps(self.history),
         )
 
     @classmethod

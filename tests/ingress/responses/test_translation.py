@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.errors import GatewayError, InvalidRequest, UpstreamUnavailable
@@ -11,6 +13,7 @@ from gateway.ingress.responses.events import EventTranslator
 from gateway.ingress.responses.items import normalize_items
 from gateway.ingress.responses.parse import canonical_body, input_items, items_to_messages
 from gateway.ingress.responses.render import Draft, response_object
+from gateway.ingress.responses.sse import encode_event
 
 CALL = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": '{"a":1}'}
 OUTPUT = {"type": "function_call_output", "call_id": "call_1", "output": "42"}
@@ -336,6 +339,32 @@ def test_chunks_to_events(chunks: list[dict[str, Any]], kinds: list[str]) -> Non
     assert {e["item_id"] for e in events if "item_id" in e} <= ids
     done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
     assert done == final["output"]
+
+
+UNICODE_TEXT = [delta({"role": "assistant", "content": 'é\n"<'}), delta({"content": "\u2028😀"})]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [*(c[1] for c in STREAMS), UNICODE_TEXT],
+    ids=[*(c[0] for c in STREAMS), "unicode text"],
+)
+def test_encoded_events_are_the_dict_events_encoded(chunks: list[dict[str, Any]]) -> None:
+    """The hot path (templates, a Response encoded once) writes the same bytes."""
+    draft = Draft({"model": "m", "stream": True})
+    events = EventTranslator(copy.deepcopy(draft))
+    expected = [encode_event(event) for event in events.start()]
+    for chunk in chunks:
+        expected += [encode_event(event) for event in events.feed(copy.deepcopy(chunk))]
+    final, closing = events.finish()
+    expected += [encode_event(event) for event in [*closing, events.terminal(final)]]
+
+    encoded = EventTranslator(draft)
+    written = encoded.start_encoded() + b"".join(encoded.feed_encoded(c) for c in chunks)
+    final, closing = encoded.finish_encoded()
+    written += closing
+    written += encoded.terminal_encoded(final, orjson.dumps(final))
+    assert written == b"".join(expected)
 
 
 def test_stream_and_complete_reply_give_the_same_output() -> None:
