@@ -18,17 +18,13 @@ from gateway.accounting.budgets import SpendStore
 from gateway.accounting.teams import team_policies
 from gateway.auth.keys import KeyExists, KeyStore
 from gateway.config.access import KEY_ID, KeyPolicy
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ResourceNotFound
 from gateway.http.admin_auth import Handler, admin_only, authenticator
 from gateway.http.request import read_body
 from gateway.runtime import Runtime
 
 __all__ = ["AdminApi", "Handler", "admin_routes"]
 MAX_ADMIN_BODY_BYTES = 64 * 1024  # a key's policy; larger bodies get 413
-
-
-class NotFound(InvalidRequest):
-    status = 404
 
 
 def admin_routes(runtime: Runtime) -> list[Route]:
@@ -93,14 +89,14 @@ class AdminApi:
                 code="key_in_config",
             )
         if not await store.revoke(key_id):
-            raise NotFound(f"No key with id '{key_id}'.", code="key_not_found")
+            raise ResourceNotFound(f"No key with id '{key_id}'.", code="key_not_found")
         return JSONResponse({"id": key_id, "deleted": True})
 
     async def usage(self, request: Request) -> Response:
         key_id = request.path_params["key_id"]
         record = await self.keys().record(key_id)
         if record is None:
-            raise NotFound(f"No key with id '{key_id}'.", code="key_not_found")
+            raise ResourceNotFound(f"No key with id '{key_id}'.", code="key_not_found")
         spend = self.spend()
         body: dict[str, object] = {
             "id": key_id,
