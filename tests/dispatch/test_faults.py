@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +29,24 @@ class Upstreams:
     closed_url: str
 
 
-def closed_port_url() -> str:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens here: connections are refused
-    return f"http://127.0.0.1:{port}"
+@contextmanager
+def closed_port_url() -> Iterator[str]:
+    """A port bound but never listened on: connections are refused, and no other test's
+    server can take the port meanwhile (a closed socket's port was reused under load)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Upstreams]:
     bad, good = FakeUpstream(), FakeUpstream()
-    with serve_in_thread(bad.app()) as bad_server, serve_in_thread(good.app()) as good_server:
-        yield Upstreams(bad, good, bad_server.url, good_server.url, closed_port_url())
+    with (
+        serve_in_thread(bad.app()) as bad_server,
+        serve_in_thread(good.app()) as good_server,
+        closed_port_url() as closed,
+    ):
+        yield Upstreams(bad, good, bad_server.url, good_server.url, closed)
 
 
 @pytest.fixture
