@@ -4,7 +4,9 @@ GatewayError                      500 api_error
 ├── InvalidRequest                400 invalid_request_error
 │   ├── BodyTooLarge              413
 │   ├── ModelNotFound             404 (code model_not_found)
-│   ├── ResourceNotFound          404 (code not_found): a stored object the key cannot see
+│   ├── ResourceNotFound          404 (code not_found): a stored object the key cannot see,
+│   │                                 a key, team or feature (ledger) that is not there
+│   ├── Conflict                  409 the object is defined elsewhere (a team in the config)
 │   ├── InputTooLarge             400 (code context_length_exceeded)
 │   ├── HeadersTooLarge           431 (connection_guard: request head over its limit)
 │   └── RequestTimeout            408 (connection_guard: head or body too slow)
@@ -98,6 +100,10 @@ class ResourceNotFound(InvalidRequest):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("code", "not_found")
         super().__init__(message, **kwargs)
+
+
+class Conflict(InvalidRequest):
+    status = 409
 
 
 class InputTooLarge(InvalidRequest):

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from gateway.accounting.budgets import SpendStore
 from gateway.accounting.teams import TEAM_NAME, BadTeam, parse_team
 from gateway.config.access import TeamConfig
-from gateway.errors import InvalidRequest
+from gateway.errors import Conflict, InvalidRequest, ResourceNotFound
 from gateway.http.admin_auth import Handler, admin_only
 from gateway.http.request import read_body
 from gateway.runtime import Runtime
@@ -29,14 +29,6 @@ if TYPE_CHECKING:  # asyncpg is optional: the database code is imported only whe
     from gateway.db.records import Records
 
 MAX_TEAM_BODY_BYTES = 8 * 1024  # a team's policy is a few fields; larger bodies get 413
-
-
-class TeamNotFound(InvalidRequest):
-    status = 404
-
-
-class TeamInConfig(InvalidRequest):
-    status = 409
 
 
 def team_routes(runtime: Runtime) -> list[Route]:
@@ -67,7 +59,7 @@ def path_name(request: Request) -> str:
     """The team named in the path; a name no team can have is not echoed back."""
     name = str(request.path_params["name"])
     if not TEAM_NAME.fullmatch(name):
-        raise TeamNotFound("No team by that name.", code="team_not_found")
+        raise ResourceNotFound("No team by that name.", code="team_not_found")
     return name
 
 
@@ -86,7 +78,7 @@ class TeamsApi:
         services = self.runtime.services
         records = services.records if services is not None else None
         if records is None:
-            raise TeamNotFound(
+            raise ResourceNotFound(
                 "Teams are written to the database: set state.database to manage them here.",
                 code="teams_need_database",
             )
@@ -94,7 +86,7 @@ class TeamsApi:
 
     def refuse_configured(self, name: str) -> None:
         if name in self.configured():
-            raise TeamInConfig(
+            raise Conflict(
                 f"The team '{name}' is defined in the config file; change it there.",
                 code="team_in_config",
                 param="name",
@@ -124,7 +116,7 @@ class TeamsApi:
         if team is None and services is not None and services.records is not None:
             team, source = await services.records.team_archive.get(name), "database"
         if team is None or services is None:
-            raise TeamNotFound(f"No team named '{name}'.", code="team_not_found")
+            raise ResourceNotFound(f"No team named '{name}'.", code="team_not_found")
         body = public(name, team, source)
         body["usage"] = await SpendStore(services.state).usage("team", name)
         return JSONResponse(body)
@@ -135,6 +127,6 @@ class TeamsApi:
         records = self.records()
         deleted = await records.team_archive.delete(name)
         if not deleted:
-            raise TeamNotFound(f"No team named '{name}'.", code="team_not_found")
+            raise ResourceNotFound(f"No team named '{name}'.", code="team_not_found")
         records.teams.invalidate()
         return JSONResponse({"name": name, "deleted": True})

@@ -11,13 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.db.usage import BadUsageQuery, UsageQuery
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ResourceNotFound
 from gateway.http.admin_auth import admin_only
 from gateway.runtime import Runtime
-
-
-class LedgerDisabled(InvalidRequest):
-    status = 404
 
 
 def usage_routes(runtime: Runtime) -> list[Route]:
@@ -29,7 +25,7 @@ def usage_routes(runtime: Runtime) -> list[Route]:
             raise InvalidRequest(str(err), param=err.param) from None
         records = runtime.services.records if runtime.services else None
         if records is None:
-            raise LedgerDisabled(
+            raise ResourceNotFound(
                 "No usage ledger: set state.database to keep one.", code="ledger_disabled"
             )
         data = await records.usage(query)
