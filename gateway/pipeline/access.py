@@ -35,7 +35,8 @@ def build_limiter(
     url = section.redis_url if section.backend == "redis" else "memory://"
     health = state.health if state is not None else None
     pool = (section.redis_pool_size, section.redis_pool_timeout_seconds)
-    return Limiter(url, section.key_prefix, metrics, health, *pool)
+    leases = (section.lease_fraction, section.lease_seconds)
+    return Limiter(url, section.key_prefix, metrics, health, *pool, *leases)
 
 
 def uses_limits(config: GatewayConfig) -> bool:

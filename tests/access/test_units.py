@@ -48,9 +48,11 @@ def test_keys_are_random_and_hashed() -> None:
 
 @pytest.fixture(params=["memory", "redis"])
 async def state(request: pytest.FixtureRequest, redis_url: str, prefix: str):  # type: ignore[no-untyped-def]
-    backend = build_state(
-        StateConfig(backend=request.param, redis_url=redis_url, key_prefix=prefix)
+    # Exact counts per call: without leases (tests/access/test_leases.py has those).
+    config = StateConfig(
+        backend=request.param, redis_url=redis_url, key_prefix=prefix, lease_fraction=0
     )
+    backend = build_state(config)
     yield backend
     await backend.aclose()
 
