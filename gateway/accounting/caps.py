@@ -10,7 +10,6 @@ from __future__ import annotations
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.request import CanonicalRequest
 
-
 # (id(section), alias, id(key caps)) -> (section, key caps, merged): merged once per key,
 # alias and config generation, not per request (twice per request: limits and caps). The
 # entry keeps both alive, so their ids are not reused while it is there.

@@ -275,7 +275,26 @@ class Limiter:
         if isinstance(self.primary, MemoryWindows):  # one process: no round trip to save
             await self.primary.add(charges)
             return
-        self.settle_batch.put(charges)
+        if self.lease_fraction:
+            charges = self._settle_in_leases(charges)
+        if charges:
+            self.settle_batch.put(charges)
+
+    def _settle_in_leases(self, charges: list[Charge]) -> list[Charge]:
+        """Settle into this process's live lease on each rule where it can (tokens given
+        back become room in the lease; more used is taken from it): the lease's own units
+        are counted in Redis already, and what it holds at its end goes back there. The
+        charges left to write to Redis."""
+        now = time.monotonic()
+        rest: list[Charge] = []
+        for rule, delta in charges:
+            lease = self.leases.covers(rule.key, {"n": max(delta, 0)}, now)
+            if lease is None:
+                rest.append((rule, delta))
+            else:
+                LeaseBook.spend(lease, {"n": delta})
+                lease.remaining -= delta
+        return rest
 
     async def _write_batch(self, batch: list[list[Charge]]) -> None:
         """A batch of settlements in one pipeline; a failure marks Redis down (the batch

@@ -68,7 +68,8 @@ class Lease:
     def running_low(self) -> bool:
         """Under half of the last grant left: time to ask for more, before it runs out
         (a refill in the background; requests meanwhile go on spending what is left)."""
-        return any(self.left[f] < amount / 2 for f, amount in self.size.items())
+        left = self.left
+        return any(left[name] < amount / 2 for name, amount in self.size.items())
 
 
 class LeaseBook:
