@@ -233,3 +233,24 @@ async def test_a_refusal_in_redis_puts_back_what_the_leases_gave(
     reader = limiter(redis_url, prefix, fraction=0)
     assert await window_count(reader) == 1
     await reader.aclose()
+
+
+async def test_token_settlements_go_into_the_lease_and_the_count_comes_out_exact(
+    redis_url: str, prefix: str
+) -> None:
+    """Reserve 100 tokens per request, use 30: the 70 given back become room in the
+    lease (no Redis write), and once the lease ends Redis counts exactly what was used."""
+    tokens = Rule("key", "tokens", parse("1000000/minute"), "k")
+    one = limiter(redis_url, prefix)
+    writes = counted(one.primary, "add")
+    for _ in range(20):
+        decision = await one.acquire([(tokens, 100)])
+        assert decision.allowed
+        await one.settle(decision, [(tokens, 30 - 100)])
+    await asyncio.sleep(0.05)
+    assert writes[0] == 0  # every settlement went into the lease
+    await one.aclose()
+    reader = limiter(redis_url, prefix, fraction=0)
+    (window,) = await reader.primary.windows([tokens])
+    assert 1_000_000 - window.remaining == 20 * 30
+    await reader.aclose()
