@@ -6,7 +6,8 @@ out, the whole reply read, the connection released. Rounds alternate between the
 clients; each figure is the median over rounds. CPU us/req is this process's CPU time
 (user + system) per request, the steadiest figure on a shared machine.
 
-    python benchmarks/bench_upstream_client.py [--seconds 3] [--rounds 3] [--concurrency 1,64]
+    PYTHONPATH=. python benchmarks/bench_upstream_client.py [--seconds 3] [--rounds 3]
+        [--concurrency 1,64]
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,11 +24,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import uvloop
+from common import Processes, format_table, mock_argv, wait_for_health
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import Processes, format_table, mock_argv, wait_for_health  # noqa: E402
-from gateway.upstream import HTTPClient, Timeouts  # noqa: E402
+from gateway.upstream import HTTPClient, Timeouts
 
 BODY = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]})
 HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
@@ -86,7 +84,7 @@ async def measure(call: Call, concurrency: int, seconds: float) -> tuple[float, 
 
 async def run(url: str, concurrencies: list[int], seconds: float, rounds: int) -> list[list[str]]:
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    for name, make in CLIENTS.items():  # warm up both (connections, code paths)
+    for make in CLIENTS.values():  # warm up both (connections, code paths)
         call, close = await make(url)
         await measure(call, 64, 0.5)
         await close()

@@ -61,7 +61,10 @@ class HTTPClient:
         max_connections: int = 100,
         max_idle: int = 50,
         idle_seconds: float = IDLE_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: the context for https origins; by default the system's CAs, hostnames
+        verified (`ssl.create_default_context()`, made at the first https connection)."""
         self._headers = {**DEFAULT_HEADERS, **_lowered(headers or {})}
         self._timeouts = timeouts
         self._max_connections = max_connections
@@ -69,7 +72,7 @@ class HTTPClient:
         self._idle_seconds = idle_seconds
         self._pools: dict[Origin, Pool] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str] | None = None

@@ -66,6 +66,8 @@ class Response:
             if self._error is not None:
                 raise self._error
             await self._wait()
+        if self._error is not None:
+            raise self._error
         return self._take()
 
     def __aiter__(self) -> Response:
@@ -102,7 +104,7 @@ class Response:
             try:
                 data = self._decoder.decompress(data)
             except zlib.error:
-                self._fail(InvalidResponse("the body does not match its content-encoding"))
+                self._undecodable()
                 return
             if not data:
                 return
@@ -113,11 +115,13 @@ class Response:
         self._wake()
 
     def _finish(self) -> None:
+        if self._complete or self._error is not None:
+            return
         if self._decoder is not None:
             try:
                 tail = self._decoder.flush()
             except zlib.error:
-                self._fail(InvalidResponse("the body does not match its content-encoding"))
+                self._undecodable()
                 return
             if tail:
                 self._chunks.append(tail)
@@ -131,6 +135,10 @@ class Response:
         self._wake()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _undecodable(self) -> None:
+        self._fail(InvalidResponse("the body does not match its content-encoding"))
+        self._connection.close()
 
     def _take(self) -> bytes:
         chunks = self._chunks
@@ -153,32 +161,40 @@ class Response:
             waiter.set_result(None)
 
 
-class _Deflate:
-    """`deflate` as servers send it: zlib-wrapped (RFC 9110) or, often, raw."""
+class _Decoder:
+    """gzip, or `deflate` as servers send it: zlib-wrapped (RFC 9110) or, often, raw."""
 
-    def __init__(self) -> None:
+    def __init__(self, encoding: str) -> None:
+        self._encoding = encoding
         self._inner: zlib._Decompress | None = None
 
     def decompress(self, data: bytes) -> bytes:
         if self._inner is None:
-            wrapped = (
-                len(data) >= 2 and (data[0] & 0x0F) == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            )
-            self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            self._inner = zlib.decompressobj(self._wbits(data))
         return self._inner.decompress(data)
 
     def flush(self) -> bytes:
-        return self._inner.flush() if self._inner is not None else b""
+        """The rest; raises zlib.error when the body stopped inside the compressed data."""
+        if self._inner is None:
+            return b""  # an empty body
+        tail = self._inner.flush()
+        if not self._inner.eof:
+            raise zlib.error("the compressed body is cut short")
+        return tail
+
+    def _wbits(self, first: bytes) -> int:
+        if self._encoding != "deflate":
+            return 16 + zlib.MAX_WBITS
+        wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
-def _decoder(encoding: str | None) -> zlib._Decompress | _Deflate | None:
+def _decoder(encoding: str | None) -> _Decoder | None:
     if encoding is None:
         return None
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return _Deflate()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _Decoder("deflate" if encoding == "deflate" else "gzip")
     raise InvalidResponse(f"unsupported content-encoding {encoding!r}")
