@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.upstream.errors import InvalidResponse
 
-if TYPE_CHECKING:
-    from gateway.upstream.connection import Connection
-
 HIGH_WATER = 128 * 1024  # unread bytes before the socket is paused
+
+
+class Carrier(Protocol):
+    """What a response needs of its connection (gateway/upstream/connection.py)."""
+
+    def finish(self, *, reusable: bool) -> None: ...
+    def close(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
 
 
 class Response:
@@ -38,7 +44,7 @@ class Response:
     )
 
     def __init__(
-        self, connection: Connection, status: int, headers: dict[str, str], keep_alive: bool
+        self, connection: Carrier, status: int, headers: dict[str, str], keep_alive: bool
     ) -> None:
         self.status = status
         self.headers = headers  # lower-case names; repeated headers joined by ", "
