@@ -177,8 +177,13 @@ class RedisState:
 
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
         """Written with the other debits of the next few ms, in one script call (or with
-        this instance's next reservation, whichever comes first)."""
-        self.debit_batch.put((updates, ttl))
+        this instance's next reservation, whichever comes first). Summed into the
+        pending one as it comes (one merge per debit, not a merge of the batch)."""
+        pending = self.debit_batch.pending
+        if pending and pending[-1][1] == ttl:
+            add_into(pending[-1][0], updates)
+        else:
+            self.debit_batch.put(({k: dict(v) for k, v in updates.items()}, ttl))
 
     async def _write_debits(self, batch: list[Debit]) -> None:
         """Every queued debit in one call (summed per hash field)."""
@@ -384,14 +389,22 @@ class RedisState:
         await self.client.aclose()
 
 
+def add_into(total: dict[str, dict[str, float]], updates: dict[str, dict[str, float]]) -> None:
+    """Sum `updates` into `total`, per hash field."""
+    for key, amounts in updates.items():
+        fields = total.get(key)
+        if fields is None:
+            total[key] = dict(amounts)
+            continue
+        for field, amount in amounts.items():
+            fields[field] = fields.get(field, 0.0) + amount
+
+
 def merge_debits(batch: list[Debit]) -> Debit:
     """Debits summed per hash field, under the longest of their ttls."""
     merged: dict[str, dict[str, float]] = {}
     ttl = None
     for updates, item_ttl in batch:
         ttl = item_ttl if ttl is None else max(ttl, item_ttl or 0)
-        for key, amounts in updates.items():
-            fields = merged.setdefault(key, {})
-            for field, amount in amounts.items():
-                fields[field] = fields.get(field, 0.0) + amount
+        add_into(merged, updates)
     return merged, ttl
