@@ -294,7 +294,7 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--only", choices=["exact", "semantic", "memory", "embed", "lookup"])
-    parser.add_argument("--variants", default="before,numpy+batch,onnx+batch,onnx+batch2")
+    parser.add_argument("--variants", default="before,numpy+batch,onnx+batch,onnx-int8+batch")
     parser.add_argument("--lookups", type=int, default=320, help="per concurrency (lookup)")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pgvector", action="store_true")

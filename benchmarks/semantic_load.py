@@ -7,8 +7,11 @@ candidates per lookup), judge the candidates. Variants, side by side in one run:
   before        numpy forward per request in asyncio.to_thread, search on the event loop
                 (the code before issue 16)
   numpy+batch   numpy forward, micro-batched in one worker thread, search in the store's
-  onnx+batch    ONNX Runtime forward, micro-batched (gather 0 ms), search in the store's
+  onnx+batch    ONNX Runtime forward (float32), micro-batched (gather 0 ms), search in the
+                store's
   onnx+batch2   the same with a 2 ms gather window
+  onnx-int8+batch  the float graph's linear layers in int8 (the shipped default), as
+                onnx+batch
 
 Every text is new (no LRU hit) except in the `LRU hit` row. Reported per concurrency:
 p50/p99 latency, lookups/s, lookups per CPU-second (the process's CPU time: "per core"),
@@ -70,8 +73,8 @@ async def build(variant: str) -> SemanticCache:
         store: MemoryVectorStore = LoopStore(384, 10_000)
         await asyncio.to_thread(embedder.inner.embed_sync, ["warm"])  # type: ignore[attr-defined]
     else:
-        backend = "numpy" if variant.startswith("numpy") else "onnx"
-        gather = 0.002 if variant.endswith("2") else 0.0
+        backend, batching = variant.split("+")
+        gather = 0.002 if batching == "batch2" else 0.0
         embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather)  # type: ignore[arg-type]
         await embedder.warm_up()  # type: ignore[attr-defined]
         store = MemoryVectorStore(384, 10_000)

@@ -1,4 +1,5 @@
-"""Micro-batching, the LRU of recent embeddings, and the ONNX forward pass against numpy."""
+"""Micro-batching, the LRU of recent embeddings, and the ONNX forward passes (float32 and
+int8) against numpy."""
 
 from __future__ import annotations
 
@@ -146,3 +147,45 @@ def test_recent_texts_are_answered_from_the_lru_without_a_forward_pass() -> None
         assert embedder.batcher.batches == passes + 2
 
     asyncio.run(scenario())
+
+
+def eval_texts() -> list[str]:
+    from gateway.cache.eval import SHIPPED, load_pairs, shipped_path
+
+    pairs = [pair for name in SHIPPED for pair in load_pairs(shipped_path(name))]
+    return sorted({text for pair in pairs for text in (pair.a, pair.b)})
+
+
+@needs_model
+@needs_onnx
+def test_int8_vectors_keep_cosine_0_985_to_the_float_ones_on_the_eval_texts() -> None:
+    texts = eval_texts()
+    float_vectors = LocalMiniLMEmbedder(backend="onnx").embed_sync(texts)
+    int8 = LocalMiniLMEmbedder(backend="onnx-int8")
+    batched = int8.embed_sync(texts)  # batches of 32, as under load
+    alone = np.concatenate([int8.embed_sync([text]) for text in texts[::10]])
+    assert int8.backend_used == "onnx-int8"
+    cosines = (batched * float_vectors).sum(axis=1)
+    assert len(texts) > 1000 and cosines.min() >= 0.985 and cosines.mean() >= 0.993
+    # activations are quantised per batch, so a text's company moves its vector a little
+    assert float((alone * batched[::10]).sum(axis=1).min()) >= 0.985
+
+
+@needs_model
+@needs_onnx
+def test_auto_backend_is_the_int8_graph() -> None:
+    embedder = LocalMiniLMEmbedder()
+    embedder.embed_sync(["load it"])
+    assert embedder.backend_used == "onnx-int8"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quantised_columns_round_trip_within_half_a_step(seed: int) -> None:
+    from gateway.cache.bert_onnx import quantise_columns
+
+    weights = np.random.default_rng(seed).standard_normal((384, 96)).astype(np.float32)
+    weights[:, 0] = 0.0  # an all-zero column must not divide by zero
+    quantised, scale = quantise_columns(weights)
+    assert quantised.dtype == np.int8 and scale.shape == (96,)
+    assert int(np.abs(quantised).max()) == 127  # each non-zero column uses the full range
+    assert np.all(np.abs(quantised * scale - weights) <= scale / 2 + 1e-7)
