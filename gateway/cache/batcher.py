@@ -31,13 +31,16 @@ class MicroBatcher:
         run: Callable[[list[str]], np.ndarray],
         gather_s: float = 0.0,
         max_batch: int = 32,
+        nice: int = 0,
     ) -> None:
         if not 0.0 <= gather_s <= MAX_GATHER_S:
             raise ValueError(f"gather_s: {gather_s} is not within [0, {MAX_GATHER_S}]")
         self._run = run
         self.gather_s = gather_s
         self.max_batch = max_batch
-        self._worker = cf.ThreadPoolExecutor(1, thread_name_prefix="gateway-embed")
+        self._worker = cf.ThreadPoolExecutor(
+            1, thread_name_prefix="gateway-embed", initializer=lower_priority, initargs=(nice,)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[tuple[str, str]] = []  # (key, text)
         self._waiting: dict[str, asyncio.Future[np.ndarray]] = {}  # queued or in flight
@@ -91,3 +94,13 @@ class MicroBatcher:
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (Linux: per thread)."""
+    import os
+    import threading
+
+    if nice > 0 and hasattr(os, "setpriority"):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)

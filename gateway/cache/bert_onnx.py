@@ -162,10 +162,10 @@ def build_model(bert: Bert, int8: bool = False) -> bytes:
 
 
 class OnnxBert:
-    """An ONNX Runtime session over the graph; `forward` matches `bert_numpy.forward`
-    (within 1e-5 for the float graph, cosine >= 0.985 for `int8`)."""
+    """An ONNX Runtime session over a model from `build_model`; `forward` matches
+    `bert_numpy.forward` (within 1e-5 for the float graph, cosine >= 0.985 for int8)."""
 
-    def __init__(self, bert: Bert, threads: int = 1, int8: bool = False) -> None:
+    def __init__(self, model: bytes, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -175,12 +175,8 @@ class OnnxBert:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.int8 = int8
         self.session = ort.InferenceSession(
-            build_model(bert, int8),
-            options,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=SLOW_FUSIONS,
+            model, options, providers=["CPUExecutionProvider"], disabled_optimizers=SLOW_FUSIONS
         )
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -104,6 +104,7 @@ class LocalMiniLMEmbedder:
         backend: Backend = "auto",
         recent: int = RECENT_TEXTS,
         gather_s: float = GATHER_S,
+        nice: int = 0,
     ) -> None:
         self._model_dir = model_dir
         self._batch_size = batch_size
@@ -113,7 +114,7 @@ class LocalMiniLMEmbedder:
         self.backend_used: str | None = None
         self.recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_max = recent
-        self.batcher = MicroBatcher(self.embed_sync, gather_s, batch_size)
+        self.batcher = MicroBatcher(self.embed_sync, gather_s, batch_size, nice)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         import numpy as np
@@ -182,10 +183,10 @@ class LocalMiniLMEmbedder:
         if backend == "auto":
             backend = "onnx-int8" if onnx_available() else "numpy"
         if backend != "numpy":
-            from gateway.cache.bert_onnx import OnnxBert
+            from gateway.cache.bert_onnx import OnnxBert, build_model
 
             self.backend_used = backend
-            return OnnxBert(bert, threads=1, int8=backend == "onnx-int8").forward
+            return OnnxBert(build_model(bert, int8=backend == "onnx-int8")).forward
         from gateway.cache.bert_numpy import forward
 
         self.backend_used = "numpy"
