@@ -15,7 +15,7 @@ lookup with 100k entries <= 10 ms p50.
 
     .venv/bin/python benchmarks/bench_cache.py [--entries 100000] [--only exact|semantic|memory]
                                                [--redis redis://127.0.0.1:6379/0] [--no-pgvector]
-    .venv/bin/python benchmarks/bench_cache.py --only lookup [--variants before,onnx+batch]
+    .venv/bin/python benchmarks/bench_cache.py --only lookup [--variants onnx+batch,onnx-int8+batch]
 """
 
 from __future__ import annotations
@@ -295,7 +295,9 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--only", choices=["exact", "semantic", "memory", "embed", "lookup"])
-    parser.add_argument("--variants", default="before,numpy+batch,onnx+batch,onnx-int8+batch")
+    parser.add_argument(
+        "--variants", default="before,onnx+batch,onnx-int8+batch,onnx-int8+batch-nice"
+    )
     parser.add_argument("--lookups", type=int, default=320, help="per concurrency (lookup)")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pgvector", action="store_true")

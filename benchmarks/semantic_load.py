@@ -8,10 +8,11 @@ candidates per lookup), judge the candidates. Variants, side by side in one run:
                 (the code before issue 16)
   numpy+batch   numpy forward, micro-batched in one worker thread, search in the store's
   onnx+batch    ONNX Runtime forward (float32), micro-batched (gather 0 ms), search in the
-                store's
+                store's thread
   onnx+batch2   the same with a 2 ms gather window
-  onnx-int8+batch  the float graph's linear layers in int8 (the shipped default), as
-                onnx+batch
+  onnx-int8+batch  the float graph's linear layers in int8, as onnx+batch
+  onnx-int8+batch-nice  the same with the worker thread at a lower priority (the
+                shipped default: EMBED_NICE)
 
 Every text is new (no LRU hit) except in the `LRU hit` row. Reported per concurrency:
 p50/p99 latency, lookups/s, lookups per CPU-second (the process's CPU time: "per core"),
@@ -32,7 +33,7 @@ import numpy as np
 import orjson
 from common import percentile
 
-from gateway.cache.embedders import LocalMiniLMEmbedder
+from gateway.cache.embedders import EMBED_NICE, LocalMiniLMEmbedder
 from gateway.cache.matcher import MatchPolicy
 from gateway.cache.memory_store import MemoryVectorStore
 from gateway.cache.semantic import Candidate, SemanticCache
@@ -76,7 +77,7 @@ async def build(variant: str) -> SemanticCache:
     else:
         backend, batching = variant.split("+")
         gather = 0.002 if batching == "batch2" else 0.0
-        nice = 10 if batching == "batch-nice" else 0
+        nice = EMBED_NICE if batching == "batch-nice" else 0
         embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather, nice=nice)  # type: ignore[arg-type]
         await embedder.warm_up()  # type: ignore[attr-defined]
         store = MemoryVectorStore(384, 10_000)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import sys
 import threading
 
 import numpy as np
@@ -86,6 +88,20 @@ def test_each_event_loop_starts_with_a_fresh_queue() -> None:
     batcher = MicroBatcher(CountingRun())
     for _ in range(2):  # asyncio.run twice: futures of a closed loop must not leak
         assert float(asyncio.run(embed_all(batcher, ["abc"]))[0][0]) == 3.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_worker_thread_runs_at_a_lower_priority_than_the_event_loop() -> None:
+    seen: list[int] = []
+
+    def run(texts: list[str]) -> np.ndarray:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return np.zeros((len(texts), 1), dtype=np.float32)
+
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    asyncio.run(embed_all(MicroBatcher(run, nice=5), ["a"]))
+    assert seen == [min(loop_nice + 5, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
 
 
 def test_gather_window_is_bounded_by_two_ms() -> None:
