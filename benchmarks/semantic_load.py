@@ -216,6 +216,30 @@ def forward_rows(runs: int) -> list[list[object]]:
     for name in ("onnx-int8", "quantize_dynamic"):
         cosine = float((vectors[name] * vectors["numpy"]).sum(axis=1).min())
         rows.append([f"min cosine {name} to numpy over 32 vectors", f"{cosine:.4f}", ""])
+    return rows + mixed_length_rows(embedders["onnx-int8"], runs)
+
+
+def mixed_length_rows(embedder: LocalMiniLMEmbedder, runs: int) -> list[list[object]]:
+    """32 texts of 1 to 8 sentences (about 18 to 150 tokens) in one call: padded to the
+    longest (the code before length groups), and in length groups (embed_sync)."""
+    import numpy as np
+
+    forward, tokenizer = embedder._loaded()
+    texts = [fresh_text() * (1 << (i % 4)) for i in range(32)]
+
+    def padded_to_longest() -> np.ndarray:
+        encodings = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        return forward(ids, np.array([e.attention_mask for e in encodings], dtype=np.float32))
+
+    rows: list[list[object]] = []
+    for name, call in (
+        ("padded to the longest", padded_to_longest),
+        ("length groups", lambda: embedder.embed_sync(texts)),
+    ):
+        wall, cpu = timed_sync(call, runs)
+        p50 = percentile(wall, 50)
+        rows.append([f"onnx-int8, 32 mixed lengths, {name}", f"{p50:.2f}", f"{cpu / 32:.2f}"])
     return rows
 
 

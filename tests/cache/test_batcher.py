@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import os
 import sys
 import threading
@@ -205,3 +206,33 @@ def test_quantised_columns_round_trip_within_half_a_step(seed: int) -> None:
     assert quantised.dtype == np.int8 and scale.shape == (96,)
     assert int(np.abs(quantised).max()) == 127  # each non-zero column uses the full range
     assert np.all(np.abs(quantised * scale - weights) <= scale / 2 + 1e-7)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_size", "expected"),
+    [
+        ([], 32, []),
+        ([12] * 64, 32, [32, 32]),  # equal lengths: only the batch bound splits
+        ([10, 11, 12, 12], 32, [4]),  # a token or two of padding is cheaper than a pass
+        ([5] * 10 + [20] * 10 + [60] * 5, 32, [10, 10, 5]),
+        ([8, 8, 200], 32, [2, 1]),  # one long text does not pad the short ones
+    ],
+)
+def test_length_groups_split_where_padding_costs_more_than_a_pass(
+    lengths: list[int], max_size: int, expected: list[int]
+) -> None:
+    from gateway.cache.embedders import length_groups
+
+    groups = length_groups(lengths, max_size)
+    assert [g.stop - g.start for g in groups] == expected
+    bounds = [0] + [g.stop for g in groups]
+    assert [(g.start, g.stop) for g in groups] == list(itertools.pairwise(bounds))
+
+
+@needs_model
+def test_mixed_lengths_in_one_call_give_the_vectors_of_each_text_alone() -> None:
+    embedder = LocalMiniLMEmbedder(backend="numpy")
+    texts = ["Hi", "How do I merge two dictionaries in Python? " * 8, "", "Tallest mountain?"]
+    together = embedder.embed_sync(texts)
+    alone = np.concatenate([embedder.embed_sync([text]) for text in texts])
+    assert float(np.abs(together - alone).max()) < 1e-5
