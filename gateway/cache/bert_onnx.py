@@ -9,10 +9,11 @@ within 1e-5 (tests/cache/test_batcher.py).
 
 `int8=True` builds the same graph with every linear layer (24 of them: over 99% of the
 multiply-adds) as ONNX Runtime's `DynamicQuantizeMatMul`: weights int8, symmetric per
-output column, quantised here at load; each activation quantised to uint8 per call. It
-runs about 2.5x faster on one core (VNNI) and its vectors keep a cosine of at least
-0.985 to the float ones on the eval texts (mean 0.994), with the same precision and
-recall on both labelled sets (benchmarks/README.md, tests/cache/test_batcher.py).
+output column, quantised here at load; each activation quantised to uint8 per call (per
+batch: a text's vector moves a little with its batch company). It runs 2.5-2.9x faster
+on one core (AVX-512 VNNI) and its vectors keep a cosine of at least 0.985 to the float
+ones on the eval texts (mean 0.994), with the same precision and recall on both labelled
+sets (benchmarks/README.md, tests/cache/test_batcher.py).
 
 `onnx` and `onnxruntime` are imported only here, and only when the local embedder loads.
 """
