@@ -46,11 +46,12 @@ RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each, keyed by a 16-byt
 # (benchmarks/bench_cache.py --only lookup, variants onnx+batch / onnx+batch2).
 GATHER_S = 0.0
 # The embedding worker's nice value above the event loop's: the loop wakes first when both
-# want a core. At 16-32 lookups in flight the loop's 99th-percentile lag was lower with
-# it in 14 of 16 paired runs on the shared 2-core VM (pinned to one core and not), e.g.
-# 4.0 against 4.8 ms and 6.8 against 17.6 ms (benchmarks/bench_cache.py --only lookup,
-# variant onnx-int8+batch-nice). The forward pass yields to the loop, not to the loop's
-# work alone: on a box saturated by other processes, embeddings slow down first.
+# want a core. The loop's 99th-percentile lag was lower with it in 14 of 16 pairs of an
+# A/B at 1-32 lookups in flight on the shared 2-core VM (pinned to one core and not), e.g.
+# 4.0 against 4.8 ms and 6.8 against 17.6 ms, and in 3 of 6 pairs of two full runs of
+# benchmarks/bench_cache.py --only lookup (onnx-int8+batch against onnx-int8+batch-nice).
+# The forward pass yields to every thread of normal priority, not only the loop: on a box
+# saturated by other processes, embeddings slow down first.
 EMBED_NICE = 10
 _SPACES = re.compile(r"[ \t\r\n]+")
 # A forward pass's fixed cost in tokens' worth of compute (int8, one core: ~0.25 ms against
@@ -103,7 +104,7 @@ class LocalMiniLMEmbedder:
     `embed` answers from an LRU of recent texts, and sends the rest to a micro-batcher:
     concurrent requests share one forward pass in one worker thread. `backend`:
     `onnx-int8` (ONNX Runtime over a graph built from the weights, linear layers in int8:
-    cosine >= 0.985 to the float vectors, about 2.5x faster than `onnx`), `onnx` (the
+    cosine >= 0.985 to the float vectors, 2.5-2.9x less CPU than `onnx`), `onnx` (the
     same graph in float32: the numpy vectors within 1e-5, 2-3x faster than numpy),
     `numpy`, or `auto` (onnx-int8 when onnxruntime and onnx are installed, else numpy).
     """
