@@ -5,7 +5,8 @@
   semantic   a lookup including the embedding (all-MiniLM-L6-v2, one query) with N
              entries in the scope, in-process and in PostgreSQL + pgvector (HNSW)
   memory     RSS per N entries: exact LRU (1 KiB replies) and the in-process vector store
-  embed      the numpy and ONNX Runtime forward passes side by side (batch 1 / 8 / 32)
+  embed      the forward passes side by side (batch 1 / 8 / 32): numpy, ONNX float32,
+             ONNX int8 (shipped), and the float graph through quantize_dynamic
   lookup     semantic lookups (embed + search + guards) at 1 / 16 / 32 in flight, before
              and after issue 16 (semantic_load.py): latency, lookups/s, event-loop lag
 
@@ -14,7 +15,7 @@ lookup with 100k entries <= 10 ms p50.
 
     .venv/bin/python benchmarks/bench_cache.py [--entries 100000] [--only exact|semantic|memory]
                                                [--redis redis://127.0.0.1:6379/0] [--no-pgvector]
-    .venv/bin/python benchmarks/bench_cache.py --only lookup [--variants before,onnx+batch]
+    .venv/bin/python benchmarks/bench_cache.py --only lookup [--variants onnx+batch,onnx-int8+batch]
 """
 
 from __future__ import annotations
@@ -294,7 +295,9 @@ async def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--only", choices=["exact", "semantic", "memory", "embed", "lookup"])
-    parser.add_argument("--variants", default="before,numpy+batch,onnx+batch,onnx+batch2")
+    parser.add_argument(
+        "--variants", default="before,onnx+batch,onnx-int8+batch,onnx-int8+batch-nice"
+    )
     parser.add_argument("--lookups", type=int, default=320, help="per concurrency (lookup)")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pgvector", action="store_true")
@@ -308,11 +311,12 @@ async def main() -> None:
     if args.only in (None, "memory"):
         print(format_table(["what", "RSS added"], await bench_memory(args.entries)))
     if args.only in (None, "embed"):
-        print(format_table(["what", "p50 ms", "per text ms"], forward_rows(args.runs // 10)))
+        rows = forward_rows(args.runs // 10)
+        print(format_table(["what", "p50 ms", "CPU ms per text"], rows), "\n")
     if args.only in (None, "lookup"):
         rows = await bench_lookup(args.variants.split(","), [1, 16, 32], args.lookups)
         head = ["variant", "in flight", "p50 ms", "p99 ms", "lookups/s", "per CPU-s"]
-        head += ["loop lag ms", "step CPU ms"]
+        head += ["lag p99 ms", "lag max ms", "step CPU ms"]
         print(format_table(head, rows))
 
 

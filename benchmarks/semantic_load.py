@@ -7,28 +7,34 @@ candidates per lookup), judge the candidates. Variants, side by side in one run:
   before        numpy forward per request in asyncio.to_thread, search on the event loop
                 (the code before issue 16)
   numpy+batch   numpy forward, micro-batched in one worker thread, search in the store's
-  onnx+batch    ONNX Runtime forward, micro-batched (gather 0 ms), search in the store's
+  onnx+batch    ONNX Runtime forward (float32), micro-batched (gather 0 ms), search in the
+                store's thread
   onnx+batch2   the same with a 2 ms gather window
+  onnx-int8+batch  the float graph's linear layers in int8, as onnx+batch
+  onnx-int8+batch-nice  the same with the worker thread at a lower priority (the
+                shipped default: EMBED_NICE)
 
 Every text is new (no LRU hit) except in the `LRU hit` row. Reported per concurrency:
 p50/p99 latency, lookups/s, lookups per CPU-second (the process's CPU time: "per core"),
-the event loop's worst lag (a 1 ms ticker's largest overshoot: on a loaded machine mostly
-the OS's doing, see the idle row) and the longest loop step in CPU time (what our code
-blocks the loop for).
+the event loop's lag (a 1 ms ticker's overshoot, p99 and worst: on a loaded machine
+mostly the OS's doing, see the idle row) and the longest loop step in CPU time (what our
+code blocks the loop for).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import orjson
 from common import percentile
 
-from gateway.cache.embedders import LocalMiniLMEmbedder
+from gateway.cache.embedders import EMBED_NICE, LocalMiniLMEmbedder
 from gateway.cache.matcher import MatchPolicy
 from gateway.cache.memory_store import MemoryVectorStore
 from gateway.cache.semantic import Candidate, SemanticCache
@@ -70,9 +76,10 @@ async def build(variant: str) -> SemanticCache:
         store: MemoryVectorStore = LoopStore(384, 10_000)
         await asyncio.to_thread(embedder.inner.embed_sync, ["warm"])  # type: ignore[attr-defined]
     else:
-        backend = "numpy" if variant.startswith("numpy") else "onnx"
-        gather = 0.002 if variant.endswith("2") else 0.0
-        embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather)  # type: ignore[arg-type]
+        backend, batching = variant.split("+")
+        gather = 0.002 if batching == "batch2" else 0.0
+        nice = EMBED_NICE if batching == "batch-nice" else 0
+        embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather, nice=nice)  # type: ignore[arg-type]
         await embedder.warm_up()  # type: ignore[attr-defined]
         store = MemoryVectorStore(384, 10_000)
     cache = SemanticCache(embedder, store, MatchPolicy())  # type: ignore[arg-type]
@@ -152,6 +159,7 @@ async def run_load(
         f"{percentile(latencies, 99):.2f}",
         f"{total / wall:.0f}",
         f"{total / max(cpu, 1e-9):.0f}",
+        f"{percentile(lags, 99):.2f}",
         f"{max(lags, default=0.0):.2f}",
         f"{steps.longest:.2f}",
     ]
@@ -165,7 +173,8 @@ async def idle_lag() -> list[object]:
     await asyncio.sleep(1.0)
     stop.set()
     await ticker
-    return ["idle loop (machine noise)", 0, "", "", "", "", f"{max(lags):.2f}", ""]
+    lag_p99, lag_max = f"{percentile(lags, 99):.2f}", f"{max(lags):.2f}"
+    return ["idle loop (machine noise)", 0, "", "", "", "", lag_p99, lag_max, ""]
 
 
 async def bench_lookup(variants: list[str], loads: list[int], total: int) -> list[list[object]]:
@@ -173,6 +182,11 @@ async def bench_lookup(variants: list[str], loads: list[int], total: int) -> lis
     for variant in variants:
         cache = await build(variant)
         await run_load(cache, 1, 20)  # warm
+        # a full collection walks every object alive (30-110 ms of CPU here with 60-90k,
+        # more with each variant's model loaded): left alone, one lands on whichever
+        # variant runs when it triggers. Freezing the heap so far keeps them out of all.
+        gc.collect()
+        gc.freeze()
         for in_flight in loads:
             count = total if in_flight > 1 else total // 2
             results.append([variant, in_flight, *await run_load(cache, in_flight, count)])
@@ -184,27 +198,88 @@ async def bench_lookup(variants: list[str], loads: list[int], total: int) -> lis
 
 
 def forward_rows(runs: int) -> list[list[object]]:
-    """The two forward passes side by side: the same texts, batch 1 / 8 / 32."""
-    numpy_e = LocalMiniLMEmbedder(backend="numpy")
-    onnx_e = LocalMiniLMEmbedder(backend="onnx")
+    """The forward passes side by side on the same texts, batch 1 / 8 / 32: numpy, ONNX
+    float32, the shipped int8 graph, and the float graph quantised by the library
+    (onnxruntime.quantization.quantize_dynamic) for comparison."""
+    reference = LocalMiniLMEmbedder(backend="numpy")
+    embedders = {
+        "numpy": reference,
+        "onnx": LocalMiniLMEmbedder(backend="onnx"),
+        "onnx-int8": LocalMiniLMEmbedder(backend="onnx-int8"),
+        "quantize_dynamic": library_int8_embedder(),
+    }
     texts = [fresh_text() for _ in range(32)]
-    gap = float(np.abs(numpy_e.embed_sync(texts) - onnx_e.embed_sync(texts)).max())
+    vectors = {name: embedder.embed_sync(texts) for name, embedder in embedders.items()}
     rows: list[list[object]] = []
     for size in (1, 8, 32):
         batch = texts[:size]
-        for name, embedder in (("numpy", numpy_e), ("onnx", onnx_e)):
-            samples = timed_sync(lambda e=embedder, b=batch: e.embed_sync(b), runs)
-            p50 = percentile(samples, 50)
-            rows.append([f"forward {name}, batch {size}", f"{p50:.2f}", f"{p50 / size:.2f}"])
+        for name, embedder in embedders.items():
+            wall, cpu = timed_sync(lambda e=embedder, b=batch: e.embed_sync(b), runs)
+            p50 = percentile(wall, 50)
+            rows.append([f"forward {name}, batch {size}", f"{p50:.2f}", f"{cpu / size:.2f}"])
+    gap = float(np.abs(vectors["numpy"] - vectors["onnx"]).max())
     rows.append(["max |numpy - onnx| over 32 vectors", f"{gap:.2e}", ""])
+    for name in ("onnx-int8", "quantize_dynamic"):
+        cosine = float((vectors[name] * vectors["numpy"]).sum(axis=1).min())
+        rows.append([f"min cosine {name} to numpy over 32 vectors", f"{cosine:.4f}", ""])
+    return rows + mixed_length_rows(embedders["onnx-int8"], runs)
+
+
+def mixed_length_rows(embedder: LocalMiniLMEmbedder, runs: int) -> list[list[object]]:
+    """32 texts of 1 to 8 sentences (about 18 to 150 tokens) in one call: padded to the
+    longest (the code before length groups), and in length groups (embed_sync)."""
+    import numpy as np
+
+    forward, tokenizer = embedder._loaded()
+    texts = [fresh_text() * (1 << (i % 4)) for i in range(32)]
+
+    def padded_to_longest() -> np.ndarray:
+        encodings = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        return forward(ids, np.array([e.attention_mask for e in encodings], dtype=np.float32))
+
+    rows: list[list[object]] = []
+    for name, call in (
+        ("padded to the longest", padded_to_longest),
+        ("length groups", lambda: embedder.embed_sync(texts)),
+    ):
+        wall, cpu = timed_sync(call, runs)
+        p50 = percentile(wall, 50)
+        rows.append([f"onnx-int8, 32 mixed lengths, {name}", f"{p50:.2f}", f"{cpu / 32:.2f}"])
     return rows
 
 
-def timed_sync(fn: Callable[[], object], runs: int) -> list[float]:
+def library_int8_embedder() -> LocalMiniLMEmbedder:
+    """The float graph quantised by onnxruntime's quantize_dynamic (int8 weights per
+    channel; it also quantises the embedding table), through a temporary folder."""
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from gateway.cache.bert_numpy import default_model_dir, load_bert
+    from gateway.cache.bert_onnx import OnnxBert, build_model
+
+    embedder = LocalMiniLMEmbedder(backend="onnx")
+    _, tokenizer = embedder._loaded()
+    float_model = onnx.load_from_string(build_model(load_bert(default_model_dir())))
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process the model
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "int8.onnx"
+        quantize_dynamic(float_model, path, per_channel=True, weight_type=QuantType.QInt8)
+        model = path.read_bytes()
+    embedder._model = (OnnxBert(model).forward, tokenizer)  # the same tokenizer, this graph
+    return embedder
+
+
+def timed_sync(fn: Callable[[], object], runs: int) -> tuple[list[float], float]:
+    """Wall-clock ms of each call, and the mean CPU ms per call (the process's)."""
     fn()
     samples = []
+    cpu = time.process_time()
     for _ in range(runs):
         started = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - started) * 1000)
-    return samples
+    return samples, (time.process_time() - cpu) * 1000 / runs

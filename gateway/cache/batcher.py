@@ -6,6 +6,9 @@ start together. Each batch is one call of `run` in one dedicated worker thread, 
 event loop never computes and batches never compete for the core. The same text asked
 again while it is in flight waits for that computation instead of repeating it.
 
+The worker thread may run at a lower priority (`nice`, Linux only): when the event loop
+and a forward pass want the same core, the scheduler then wakes the loop first.
+
 All state is touched on the event loop only; a new event loop (tests, `asyncio.run`
 called twice) starts with a fresh queue.
 """
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,13 +37,16 @@ class MicroBatcher:
         run: Callable[[list[str]], np.ndarray],
         gather_s: float = 0.0,
         max_batch: int = 32,
+        nice: int = 0,
     ) -> None:
         if not 0.0 <= gather_s <= MAX_GATHER_S:
             raise ValueError(f"gather_s: {gather_s} is not within [0, {MAX_GATHER_S}]")
         self._run = run
         self.gather_s = gather_s
         self.max_batch = max_batch
-        self._worker = cf.ThreadPoolExecutor(1, thread_name_prefix="gateway-embed")
+        self._worker = cf.ThreadPoolExecutor(
+            1, thread_name_prefix="gateway-embed", initializer=lower_priority, initargs=(nice,)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[tuple[str, str]] = []  # (key, text)
         self._waiting: dict[str, asyncio.Future[np.ndarray]] = {}  # queued or in flight
@@ -91,3 +100,11 @@ class MicroBatcher:
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice`. Only on Linux, where a thread's
+    native id names it to setpriority (elsewhere it would name a process)."""
+    if nice > 0 and sys.platform.startswith("linux"):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)

