@@ -155,7 +155,7 @@ async def semantic_rows(
     from gateway.cache.matcher import MatchPolicy
 
     cache = SemanticCache(embedder, store, MatchPolicy())  # type: ignore[arg-type]
-    vectors = [await cache.embed(q) for q in QUESTIONS]
+    vectors = [(await cache.embed(q))[0] for q in QUESTIONS]
     for q, v in zip(QUESTIONS, vectors, strict=True):
         await store.add("scope", v, q, orjson.dumps(REPLY), 3600)
     i = 0
@@ -169,7 +169,8 @@ async def semantic_rows(
         nonlocal i
         i += 1
         text = QUESTIONS[i % 5] + f" ({i})"
-        return await cache.lookup("scope", text, await cache.embed(text))
+        vector, _ = await cache.embed(text)
+        return await cache.lookup("scope", text, vector)
 
     return [
         row(f"semantic search only, {name}", await timed(search_only, runs)),
@@ -296,9 +297,16 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--only", choices=["exact", "semantic", "memory", "embed", "lookup"])
     parser.add_argument(
-        "--variants", default="before,onnx+batch,onnx-int8+batch,onnx-int8+batch-nice"
+        "--variants",
+        default="before,onnx+batch,onnx-int8+batch,onnx-int8+batch-nice,onnx-int8+batch-nice+shed",
     )
     parser.add_argument("--lookups", type=int, default=320, help="per concurrency (lookup)")
+    parser.add_argument(
+        "--upstream-ms",
+        type=float,
+        default=0.0,
+        help="lookup: each request then waits this long (its upstream call) before the next",
+    )
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--no-pgvector", action="store_true")
     args = parser.parse_args()
@@ -314,9 +322,10 @@ async def main() -> None:
         rows = forward_rows(args.runs // 10)
         print(format_table(["what", "p50 ms", "CPU ms per text"], rows), "\n")
     if args.only in (None, "lookup"):
-        rows = await bench_lookup(args.variants.split(","), [1, 16, 32], args.lookups)
+        upstream_s = args.upstream_ms / 1000
+        rows = await bench_lookup(args.variants.split(","), [1, 16, 32], args.lookups, upstream_s)
         head = ["variant", "in flight", "p50 ms", "p99 ms", "lookups/s", "per CPU-s"]
-        head += ["lag p99 ms", "lag max ms", "step CPU ms"]
+        head += ["lag p99 ms", "lag max ms", "step CPU ms", "skipped"]
         print(format_table(head, rows))
 
 

@@ -12,7 +12,10 @@ candidates per lookup), judge the candidates. Variants, side by side in one run:
   onnx+batch2   the same with a 2 ms gather window
   onnx-int8+batch  the float graph's linear layers in int8, as onnx+batch
   onnx-int8+batch-nice  the same with the worker thread at a lower priority (the
-                shipped default: EMBED_NICE)
+                shipped embedder: EMBED_NICE)
+  onnx-int8+batch-nice+shed  the same with cache.semantic.max_wait_ms (the shipped
+                default, 40 ms): a lookup whose embedding would wait longer skips the
+                cache (the `skipped` column; its latency is counted too, ~0)
 
 Every text is new (no LRU hit) except in the `LRU hit` row. Reported per concurrency:
 p50/p99 latency, lookups/s, lookups per CPU-second (the process's CPU time: "per core"),
@@ -38,6 +41,9 @@ from gateway.cache.embedders import EMBED_NICE, LocalMiniLMEmbedder
 from gateway.cache.matcher import MatchPolicy
 from gateway.cache.memory_store import MemoryVectorStore
 from gateway.cache.semantic import Candidate, SemanticCache
+from gateway.config.cache import SemanticCacheConfig
+
+SHED_WAIT_S = SemanticCacheConfig().max_wait_ms / 1000
 
 SUBJECTS = ["password", "invoice", "parcel", "refund", "account", "subscription", "order"]
 VERBS = ["reset", "find", "track", "cancel", "update", "download", "change"]
@@ -76,13 +82,14 @@ async def build(variant: str) -> SemanticCache:
         store: MemoryVectorStore = LoopStore(384, 10_000)
         await asyncio.to_thread(embedder.inner.embed_sync, ["warm"])  # type: ignore[attr-defined]
     else:
-        backend, batching = variant.split("+")
+        backend, batching, *_ = variant.split("+")
         gather = 0.002 if batching == "batch2" else 0.0
         nice = EMBED_NICE if batching == "batch-nice" else 0
         embedder = LocalMiniLMEmbedder(backend=backend, gather_s=gather, nice=nice)  # type: ignore[arg-type]
         await embedder.warm_up()  # type: ignore[attr-defined]
         store = MemoryVectorStore(384, 10_000)
-    cache = SemanticCache(embedder, store, MatchPolicy())  # type: ignore[arg-type]
+    max_wait = SHED_WAIT_S if variant.endswith("+shed") else 0.0
+    cache = SemanticCache(embedder, store, MatchPolicy(), max_wait)  # type: ignore[arg-type]
     rows = np.random.default_rng(3).standard_normal((900, 384), dtype=np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     reply = orjson.dumps({"choices": [{"message": {"content": "x" * 800}}]})
@@ -91,16 +98,20 @@ async def build(variant: str) -> SemanticCache:
     # 100 real near-duplicates: every lookup meets candidates above the threshold, so the
     # guards run (and refuse: the case numbers differ)
     for text in [fresh_text() for _ in range(100)]:
-        vector = await cache.embed(text)
+        vector, _ = await cache.embed(text)
         assert vector is not None
         await store.add("scope", vector, text, reply, 3600)
     return cache
 
 
-async def lookup(cache: SemanticCache, text: str) -> None:
-    vector = await cache.embed(text)
-    assert vector is not None
+async def lookup(cache: SemanticCache, text: str) -> bool:
+    """One lookup; False when the cache stepped aside (its embedder too busy)."""
+    vector, busy = await cache.embed(text)
+    if vector is None:
+        assert busy
+        return False
     await cache.lookup("scope", text, vector)
+    return True
 
 
 class LoopSteps:
@@ -134,17 +145,29 @@ async def loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
 
 
 async def run_load(
-    cache: SemanticCache, in_flight: int, total: int, text: Callable[[], str] = fresh_text
+    cache: SemanticCache,
+    in_flight: int,
+    total: int,
+    text: Callable[[], str] = fresh_text,
+    upstream_s: float = 0.0,
 ) -> list[object]:
+    """`total` lookups, `in_flight` at a time; with `upstream_s`, each request then waits
+    that long (its upstream call, a miss) before the worker's next one: the closed loop
+    a gateway sees, in which a skipped lookup does not come straight back."""
     latencies: list[float] = []
     lags: list[float] = []
     remaining = itertools.count()
+    skipped = 0
 
     async def worker() -> None:
+        nonlocal skipped
         while next(remaining) < total:
             started = time.perf_counter()
-            await lookup(cache, text())
+            looked_up = await lookup(cache, text())  # (not `+= await`: lost updates)
+            skipped += not looked_up
             latencies.append((time.perf_counter() - started) * 1000)
+            if upstream_s:
+                await asyncio.sleep(upstream_s)
 
     stop = asyncio.Event()
     ticker = asyncio.create_task(loop_lag(stop, lags))
@@ -162,6 +185,7 @@ async def run_load(
         f"{percentile(lags, 99):.2f}",
         f"{max(lags, default=0.0):.2f}",
         f"{steps.longest:.2f}",
+        f"{skipped / total:.0%}",
     ]
 
 
@@ -174,10 +198,12 @@ async def idle_lag() -> list[object]:
     stop.set()
     await ticker
     lag_p99, lag_max = f"{percentile(lags, 99):.2f}", f"{max(lags):.2f}"
-    return ["idle loop (machine noise)", 0, "", "", "", "", lag_p99, lag_max, ""]
+    return ["idle loop (machine noise)", 0, "", "", "", "", lag_p99, lag_max, "", ""]
 
 
-async def bench_lookup(variants: list[str], loads: list[int], total: int) -> list[list[object]]:
+async def bench_lookup(
+    variants: list[str], loads: list[int], total: int, upstream_s: float = 0.0
+) -> list[list[object]]:
     results = [await idle_lag()]
     for variant in variants:
         cache = await build(variant)
@@ -189,7 +215,8 @@ async def bench_lookup(variants: list[str], loads: list[int], total: int) -> lis
         gc.freeze()
         for in_flight in loads:
             count = total if in_flight > 1 else total // 2
-            results.append([variant, in_flight, *await run_load(cache, in_flight, count)])
+            figures = await run_load(cache, in_flight, count, upstream_s=upstream_s)
+            results.append([variant, in_flight, *figures])
         if variant != "before":
             same = "How do I reset my password?"
             repeated = await run_load(cache, 1, 200, lambda same=same: same)

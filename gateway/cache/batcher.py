@@ -20,6 +20,7 @@ import concurrent.futures as cf
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,13 @@ class MicroBatcher:
         self._waiting: dict[str, asyncio.Future[np.ndarray]] = {}  # queued or in flight
         self._drain: asyncio.Task[None] | None = None
         self.batches = 0  # forward passes run (for tests and benchmarks)
+        self.seconds_per_text = 0.0  # recent batches' wall time per text (an EWMA)
+        self._running = 0  # texts in the batch computing now
+
+    def expected_wait(self) -> float:
+        """Seconds a text submitted now would wait for its row: what is queued and
+        computing before it, and its own share, at the recent pace."""
+        return (len(self._queue) + self._running + 1) * self.seconds_per_text
 
     async def submit(self, keys: list[str], texts: list[str]) -> list[np.ndarray]:
         """The rows for `texts` (one per text); `keys` identify equal texts (see embedders)."""
@@ -77,15 +85,24 @@ class MicroBatcher:
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
                 keys, texts = [key for key, _ in batch], [text for _, text in batch]
+                self._running, started = len(texts), time.monotonic()
                 try:
                     rows = await loop.run_in_executor(self._worker, self._run, texts)
                 except Exception as exc:
                     self._settle(keys, None, exc)
                 else:
                     self.batches += 1
+                    self._pace(time.monotonic() - started, len(texts))
                     self._settle(keys, rows, None)
+                finally:
+                    self._running = 0
         finally:
             self._drain = None
+
+    def _pace(self, seconds: float, texts: int) -> None:
+        per_text = seconds / texts
+        previous = self.seconds_per_text
+        self.seconds_per_text = per_text if not previous else 0.8 * previous + 0.2 * per_text
 
     def _settle(self, keys: list[str], rows: np.ndarray | None, error: Exception | None) -> None:
         for i, key in enumerate(keys):

@@ -147,6 +147,19 @@ class LocalMiniLMEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(rows)  # type: ignore[arg-type]
 
+    async def embed_within(self, text: str, max_wait: float) -> np.ndarray | None:
+        """`text`'s row, or None when computing it would wait longer than `max_wait`
+        seconds behind the texts already queued (the caller steps aside under load)."""
+        key = recent_key(text)
+        row = self._recent_row(key)
+        if row is not None:
+            return row
+        if self.batcher.expected_wait() > max_wait:
+            return None
+        (row,) = await self.batcher.submit([key], [text])
+        self._remember(key, row)
+        return row
+
     async def warm_up(self) -> None:
         """Load the weights now (e.g. in the app lifespan) instead of on the first request."""
         await asyncio.to_thread(self._loaded)

@@ -30,7 +30,8 @@ def build_semantic_cache(
 
     policy = MatchPolicy() if config.threshold is None else MatchPolicy(threshold=config.threshold)
     embedder = build_embedder(config, models, providers, local_embedder)
-    return SemanticCache(embedder, store if store is not None else build_store(config), policy)
+    store = store if store is not None else build_store(config)
+    return SemanticCache(embedder, store, policy, max_wait=config.max_wait_ms / 1000)
 
 
 def build_store(config: SemanticCacheConfig) -> VectorStore:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +44,13 @@ class SemanticHit:
     similarity: float
 
 
+@runtime_checkable
+class Paced(Protocol):
+    """An embedder that knows how long a new text would wait (the local one)."""
+
+    async def embed_within(self, text: str, max_wait: float) -> np.ndarray | None: ...
+
+
 class VectorStore(Protocol):
     kind: str
 
@@ -59,23 +66,35 @@ class VectorStore(Protocol):
 
 
 class SemanticCache:
-    def __init__(self, embedder: Embedder, store: VectorStore, policy: MatchPolicy) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        policy: MatchPolicy,
+        max_wait: float = 0.0,
+    ) -> None:
         self.embedder = embedder
         self.store = store
         self.policy = policy
+        self.max_wait = max_wait  # seconds; 0: always wait for the embedding
 
     @property
     def threshold(self) -> float:
         return float(self.policy.threshold)
 
-    async def embed(self, text: str) -> np.ndarray | None:
-        """The text's vector, or None when the embedder fails (then the cache steps aside)."""
+    async def embed(self, text: str) -> tuple[np.ndarray | None, bool]:
+        """The text's vector, or None when the embedder fails or, with `max_wait`, is too
+        busy to answer in time (the second value: True when busy). Either way the cache
+        steps aside: an optional speed-up never costs a request more than `max_wait`."""
         try:
+            if self.max_wait > 0 and isinstance(self.embedder, Paced):
+                row = await self.embedder.embed_within(text, self.max_wait)
+                return row, row is None
             vector: np.ndarray = (await self.embedder.embed([text]))[0]
-            return vector
+            return vector, False
         except Exception as exc:
             log.warning("semantic cache embedding failed: %s", type(exc).__name__)
-            return None
+            return None, False
 
     async def lookup(
         self, scope: str, text: str, vector: np.ndarray

@@ -59,6 +59,14 @@ class SemanticCacheConfig(Section):
         "faster than the length).",
     )
     allow_tools: bool = Field(False, description="Also requests that declare tools.")
+    max_wait_ms: float = Field(
+        40.0,
+        ge=0,
+        le=60_000,
+        description="The local embedder's longest wait: a lookup (or store) whose "
+        "embedding would queue longer behind others skips the semantic cache (a miss, "
+        "counted as result=busy), so under load it never costs more than this. 0: wait.",
+    )
     ttl_seconds: float = Field(86_400.0, gt=0, description="How long an entry lives.")
     max_entries_per_scope: int = Field(50_000, ge=1, description="In-process bound per scope.")
     max_entries: int = Field(

@@ -161,9 +161,12 @@ class Cache:
         )
         if not directives.lookup:
             return pending
-        pending.vector = await semantic.embed(pending.text)
+        pending.vector, busy = await semantic.embed(pending.text)
         if pending.vector is None:
-            return None
+            if not busy:
+                return None
+            self.metrics.cache_lookups.labels(ctx.target_alias, "semantic", "busy").inc()
+            return pending  # stored after the reply if the embedder catches up
         hit, best = await semantic.lookup(pending.scope, pending.text, pending.vector)
         if best is not None:
             self.metrics.cache_similarity.observe(best)
@@ -246,7 +249,7 @@ class Cache:
         if message.get("tool_calls") or message.get("function_call"):
             return
         if pending.vector is None:
-            pending.vector = await self.semantic.embed(pending.text)
+            pending.vector, _ = await self.semantic.embed(pending.text)
             if pending.vector is None:
                 return
         ttl = directives.ttl or self.config.semantic.ttl_seconds

@@ -36,8 +36,8 @@ def test_long_prompts_are_judged_in_a_worker_thread(text: str, on_loop: bool) ->
     cache._judge = recording  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        vector = await cache.embed(text)
-        assert vector is not None
+        vector, busy = await cache.embed(text)
+        assert vector is not None and not busy
         await cache.add("s", text, vector, b"reply", 60)
         hit, best = await cache.lookup("s", text, vector)
         assert hit is not None and hit.value == b"reply" and best == pytest.approx(1.0)
