@@ -34,7 +34,8 @@ class PrimedStream:
         self._expires = expires
         self._seconds = seconds
         self._timer: asyncio.TimerHandle | None = None
-        self._reader: asyncio.Task[Any] | None = None  # the task in a read, while it reads
+        self._reader: asyncio.Task[Any] | None = None  # the task that reads the stream
+        self._reading = False
         self._expired = False  # the deadline passed
         self._cut = False  # ... and the timer cancelled a read
 
@@ -45,14 +46,18 @@ class PrimedStream:
         if self._first is not None:
             first, self._first = self._first, None
             return first
-        if self._timer is None:
+        reader = self._reader
+        if reader is None:
+            # Once per stream: in Python 3.11 each `current_task()` or `get_running_loop()`
+            # is a getpid() system call. A stream is read by the task of its request.
+            reader = self._reader = asyncio.current_task()
+            assert reader is not None
             self._timer = asyncio.get_running_loop().call_at(self._expires, self._expire)
         if self._expired:
             await self.aclose()
             raise stream_expired(self._seconds)
-        reader = self._reader = asyncio.current_task()
-        assert reader is not None
         cancelling = reader.cancelling()
+        self._reading = True
         try:
             return await anext(self._rest)
         except asyncio.CancelledError:
@@ -64,11 +69,11 @@ class PrimedStream:
             self._stop_timer()
             raise
         finally:
-            self._reader = None
+            self._reading = False
 
     def _expire(self) -> None:
         self._expired = True
-        if self._reader is not None:
+        if self._reading and self._reader is not None:
             self._cut = True
             self._reader.cancel()
 
