@@ -11,6 +11,7 @@ from gateway.accounting.tokens import encoder
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.connection_guard import ConnectionLimits, GuardedHTTP
+from gateway.heap import settle_heap
 from gateway.observability.logging import configure_logging
 from gateway.observability.multiprocess import prepare_multiprocess_dir
 from gateway.observability.redaction import config_secrets
@@ -49,7 +50,9 @@ def serve(
         prepare_multiprocess_dir()  # before any worker imports prometheus_client
         uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(config, config_path=config_path), **common)
+        app = create_app(config, config_path=config_path)
+        settle_heap()
+        uvicorn.run(app, **common)
     return 0
 
 
@@ -58,7 +61,9 @@ def app_from_env():  # type: ignore[no-untyped-def]
     path, config = config_from_env()
     configure_logging(config.logging.level, config_secrets(config))
     encoder()
-    return create_app(config, config_path=path)
+    app = create_app(config, config_path=path)
+    settle_heap()
+    return app
 
 
 def config_from_env() -> tuple[str | None, GatewayConfig]:
