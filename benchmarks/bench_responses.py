@@ -72,7 +72,9 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-async def call(app: Any, path: str, raw: bytes) -> int:
+async def call(
+    app: Any, path: str, raw: bytes, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> int:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -88,6 +90,7 @@ async def call(app: Any, path: str, raw: bytes) -> int:
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(raw)).encode()),
+            *(extra_headers or []),
         ],
     }
     sent = False

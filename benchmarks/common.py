@@ -88,7 +88,13 @@ class Processes:
         self.stop_all()
 
     def start(
-        self, name: str, argv: Sequence[str], port: int, cpu: int | None, env: dict | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        cpu: int | None,
+        env: dict | None = None,
+        cwd: Path = REPO,
     ) -> Service:
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
@@ -98,7 +104,7 @@ class Processes:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=REPO,
+                cwd=cwd,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # its own group: Ctrl-C reaches us, we stop it
             )

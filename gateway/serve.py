@@ -7,7 +7,6 @@ from typing import Any
 
 import uvicorn
 
-from gateway.accounting.tokens import encoder
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.connection_guard import ConnectionLimits, GuardedHTTP
@@ -26,7 +25,6 @@ def serve(
     workers: int | None = None,
 ) -> int:
     configure_logging(config.logging.level, config_secrets(config))
-    encoder()  # loaded now (~0.3 s), not on the event loop by the first request counted
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
@@ -60,7 +58,6 @@ def app_from_env():  # type: ignore[no-untyped-def]
     """Worker entry point: every worker loads the same config file."""
     path, config = config_from_env()
     configure_logging(config.logging.level, config_secrets(config))
-    encoder()
     app = create_app(config, config_path=path)
     settle_heap()
     return app

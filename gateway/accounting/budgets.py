@@ -27,6 +27,7 @@ fail open (the request is served; its real cost is queued and written when Redis
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,8 +43,22 @@ PERIODS = ("day", "month")
 
 
 def period_ids(now: datetime | None = None) -> dict[str, str]:
-    now = now or datetime.now(UTC)
+    if now is None:
+        return _current_periods()
     return {"day": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m")}
+
+
+_periods: tuple[int, dict[str, str]] = (-1, {})
+
+
+def _current_periods() -> dict[str, str]:
+    """Today's ids, formatted once per second rather than twice per request."""
+    global _periods
+    second = int(time.time())
+    if _periods[0] != second:
+        now = datetime.fromtimestamp(second, UTC)
+        _periods = (second, {"day": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m")})
+    return _periods[1]
 
 
 def spend_key(scope: str, name: str, period: str, period_id: str) -> str:

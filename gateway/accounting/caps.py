@@ -10,9 +10,26 @@ from __future__ import annotations
 from gateway.config.access import CapsConfig, CapsSection
 from gateway.request import CanonicalRequest
 
+# (id(section), alias, id(key caps)) -> (section, key caps, merged): merged once per key,
+# alias and config generation, not per request (twice per request: limits and caps). The
+# entry keeps both alive, so their ids are not reused while it is there.
+_MERGED: dict[tuple[int, str, int], tuple[CapsSection, CapsConfig, CapsConfig]] = {}
+MERGED_CACHED = 4096
+
 
 def effective_caps(section: CapsSection, alias: str, key_caps: CapsConfig) -> CapsConfig:
     """The alias's caps and the key's, merged: the key's default wins, the lower ceiling wins."""
+    cached = _MERGED.get((id(section), alias, id(key_caps)))
+    if cached is not None and cached[0] is section and cached[1] is key_caps:
+        return cached[2]
+    merged = _merge(section, alias, key_caps)
+    if len(_MERGED) >= MERGED_CACHED:
+        _MERGED.clear()
+    _MERGED[(id(section), alias, id(key_caps))] = (section, key_caps, merged)
+    return merged
+
+
+def _merge(section: CapsSection, alias: str, key_caps: CapsConfig) -> CapsConfig:
     model = section.models.get(alias, CapsConfig())
     ceiling = _lowest(model.max_tokens, key_caps.max_tokens)
     default = key_caps.default_max_tokens or model.default_max_tokens

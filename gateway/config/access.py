@@ -62,8 +62,8 @@ class BudgetConfig(Section):
     usd_per_month: float | None = Field(None, ge=0)
 
     @property
-    def empty(self) -> bool:
-        return all(v is None for v in self.model_dump().values())
+    def empty(self) -> bool:  # on every request with a key: no model_dump
+        return all(getattr(self, name) is None for name in BudgetConfig.model_fields)
 
 
 class KeyPolicy(Section):

@@ -81,6 +81,22 @@ class StateConfig(Section):
         description="How long a Redis call waits for a pooled connection before it gives "
         "up (limits then answer 503, budgets and caches skip Redis for that request).",
     )
+    lease_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=0.1,
+        description="Of each shared limit and budget, the slice one instance may hold and "
+        "spend without a Redis round trip (a lease; at most 100 requests' worth, only when "
+        "that is at least 2). Never lets a limit be passed: leased room is counted in "
+        "Redis when granted, and none is granted near a limit. 0: every decision in Redis.",
+    )
+    lease_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How long an instance holds a lease before it gives back what it did "
+        "not spend (the longest another instance can find that room taken).",
+    )
     database: SecretStr | None = Field(
         None,
         description="PostgreSQL URL (as ${DATABASE_URL}): the system of record for admin-created "

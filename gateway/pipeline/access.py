@@ -35,7 +35,8 @@ def build_limiter(
     url = section.redis_url if section.backend == "redis" else "memory://"
     health = state.health if state is not None else None
     pool = (section.redis_pool_size, section.redis_pool_timeout_seconds)
-    return Limiter(url, section.key_prefix, metrics, health, *pool)
+    leases = (section.lease_fraction, section.lease_seconds)
+    return Limiter(url, section.key_prefix, metrics, health, *pool, *leases)
 
 
 def uses_limits(config: GatewayConfig) -> bool:
@@ -45,13 +46,16 @@ def uses_limits(config: GatewayConfig) -> bool:
 
 
 def uses_tokens(config: GatewayConfig) -> bool:
-    """Whether requests will be tokenized (warm the tokenizer at start-up then)."""
+    """Whether requests will be tokenized (warm the tokenizer at start-up then: it costs
+    ~80 MB of memory, which a gateway that never counts tokens does not pay). With keys,
+    budgets (theirs, their teams', admin-created keys') count prompts."""
     limits = config.limits
     scoped = [limits.default_key, limits.user, limits.global_, *limits.models.values()]
     key_tokens = any(k.limits and k.limits.tokens for k in config.auth.keys)
     key_input = any(k.caps.max_input_tokens for k in config.auth.keys)
     model_input = any(c.max_input_tokens for c in config.caps.models.values())
-    return any(s.tokens for s in scoped) or key_tokens or key_input or model_input
+    counted = key_tokens or key_input or model_input or config.auth.enabled
+    return counted or any(s.tokens for s in scoped)
 
 
 def build_authenticator(

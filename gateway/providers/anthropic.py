@@ -1,5 +1,5 @@
-"""Anthropic's Messages API (`kind: anthropic`), on the same pooled aiohttp client as the
-`openai` kind (this class reuses its session, error classification and secret scrubbing).
+"""Anthropic's Messages API (`kind: anthropic`), on the same pooled upstream client as the
+`openai` kind (this class reuses its client, error classification and secret scrubbing).
 
 Two ways in:
 - `send_native`: a Messages client (ctx.ingress == "anthropic") — the client's raw body goes
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.config.schema import ProviderConfig
@@ -28,6 +27,7 @@ from gateway.ingress.anthropic.to_messages import messages_request
 from gateway.providers.openai import TRANSPORT_ERRORS, OpenAIProvider, _scrub_bytes
 from gateway.streaming.sse import SSEDecoder
 from gateway.types import Endpoint, Ingress, Reply
+from gateway.upstream import Response
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -81,13 +81,10 @@ class AnthropicProvider(OpenAIProvider):
         message, usage = self._read_json(await self._read(response))
         return Reply(body=message, usage=usage, format="anthropic")
 
-    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> Response:
         try:
-            response = await self._session.post(
-                self._base + "/messages",
-                data=orjson.dumps(body),
-                headers=headers,
-                allow_redirects=False,
+            response = await self._client.post(
+                self._base + "/messages", orjson.dumps(body), headers
             )
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
@@ -95,7 +92,7 @@ class AnthropicProvider(OpenAIProvider):
             raise await self._status_error(response)
         return response
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, response: Response) -> bytes:
         try:
             data = await response.read()
         except TRANSPORT_ERRORS as exc:
@@ -113,10 +110,10 @@ class AnthropicProvider(OpenAIProvider):
             raise UpstreamError("The provider sent a JSON reply that is not an object.")
         return message, usage_of(message.get("usage"))
 
-    async def _chat_chunks(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    async def _chat_chunks(self, response: Response) -> AsyncGenerator[bytes, None]:
         decoder, writer = SSEDecoder(), ChunkWriter()
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response:
                 for payload in decoder.feed(chunk):
                     for out in _translated(writer, payload):
                         yield _scrub_bytes(out, self._secrets)
@@ -128,13 +125,11 @@ class AnthropicProvider(OpenAIProvider):
         finally:
             _release(response, writer.finished)
 
-    async def _native_events(
-        self, response: aiohttp.ClientResponse, reply: Reply
-    ) -> AsyncGenerator[bytes, None]:
+    async def _native_events(self, response: Response, reply: Reply) -> AsyncGenerator[bytes, None]:
         """Whole SSE events as the provider framed them; usage and errors read on the way."""
         buffer, finished = b"", False
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response:
                 buffer += chunk
                 while (end := buffer.find(b"\n\n")) >= 0:
                     raw, buffer = buffer[: end + 2], buffer[end + 2 :]
@@ -198,7 +193,7 @@ def _event_data(payload: bytes) -> dict[str, Any]:
     return data
 
 
-def _release(response: aiohttp.ClientResponse, finished: bool) -> None:
+def _release(response: Response, finished: bool) -> None:
     # A stream left early (client gone, error) must not go back to the pool half read.
     if finished:
         response.release()

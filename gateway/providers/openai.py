@@ -3,10 +3,12 @@
 A raw passthrough: the request body goes upstream as it came (only `model` is set and
 `stream_options.include_usage` added), responses and stream events come back untouched.
 
-The HTTP client is aiohttp, not httpx: measured side by side on one core against the same
-local upstream, httpx did 523 req/s at concurrency 1 and 153 at 64; aiohttp 2,014 and
-1,482 (benchmarks/README.md). The pool is one `ClientSession` per provider, opened in
-the app's lifespan.
+The HTTP client is the gateway's own (`gateway/upstream`: asyncio protocols and the
+httptools parser), measured side by side on one core against the same local upstream:
+httpx did 523 req/s at concurrency 1 and 153 at 64, aiohttp 2,014 and 1,482 then; against
+aiohttp again, the own client took a third of its CPU per request at concurrency 1 and
+a fifth at 64 (benchmarks/README.md, "Upstream client"). One `HTTPClient` per provider,
+made with it and closed in the app's lifespan.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.config.schema import ProviderConfig
@@ -23,6 +24,7 @@ from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, Upstrea
 from gateway.providers.errors import scrub, upstream_status_error
 from gateway.streaming.sse import DONE, SSEDecoder
 from gateway.types import Endpoint, Reply, Usage
+from gateway.upstream import HTTPClient, Response, Timeouts
 
 PATHS: dict[Endpoint, str] = {
     "chat": "/chat/completions",
@@ -30,7 +32,9 @@ PATHS: dict[Endpoint, str] = {
     "embeddings": "/embeddings",
 }
 MAX_ERROR_BODY = 64 * 1024
-TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Everything the upstream client raises: its timeouts subclass TimeoutError (an OSError),
+# its connection errors ConnectionError.
+TRANSPORT_ERRORS = (asyncio.TimeoutError, OSError)
 
 
 class OpenAIProvider:
@@ -43,23 +47,15 @@ class OpenAIProvider:
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         timeout = config.timeout
-        self._session = aiohttp.ClientSession(
+        self._client = HTTPClient(
+            timeouts=Timeouts(connect=timeout.connect, read=timeout.read, pool=timeout.pool),
             headers=headers,
-            connector=aiohttp.TCPConnector(
-                limit=config.max_connections, limit_per_host=0, ttl_dns_cache=300
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=timeout.pool + timeout.connect,
-                sock_connect=timeout.connect,
-                sock_read=timeout.read,
-            ),
-            skip_auto_headers=("user-agent",),
-            auto_decompress=True,
+            max_connections=config.max_connections,
+            max_idle=config.max_keepalive,
         )
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._client.aclose()
 
     async def send(self, endpoint: Endpoint, body: dict[str, Any], *, stream: bool) -> Reply:
         if stream:
@@ -68,9 +64,7 @@ class OpenAIProvider:
             options["include_usage"] = True
             body = {**body, "stream_options": options}
         try:
-            response = await self._session.post(
-                self._base + PATHS[endpoint], data=orjson.dumps(body), allow_redirects=False
-            )
+            response = await self._client.post(self._base + PATHS[endpoint], orjson.dumps(body))
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
         try:
@@ -101,11 +95,11 @@ class OpenAIProvider:
             usage = None
         return Reply(body=body, usage=usage)
 
-    async def _payloads(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    async def _payloads(self, response: Response) -> AsyncGenerator[bytes, None]:
         decoder = SSEDecoder()
         finished = False
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response:
                 for payload in decoder.feed(chunk):
                     if payload == DONE:
                         finished = True
@@ -128,9 +122,9 @@ class OpenAIProvider:
             else:
                 response.close()
 
-    async def _status_error(self, response: aiohttp.ClientResponse) -> GatewayError:
+    async def _status_error(self, response: Response) -> GatewayError:
         body = b""
-        async for chunk in response.content.iter_any():
+        async for chunk in response:
             body += chunk
             if len(body) > MAX_ERROR_BODY:
                 break
@@ -144,7 +138,7 @@ class OpenAIProvider:
 
     def _transport_error(self, exc: BaseException) -> GatewayError:
         detail = scrub(type(exc).__name__, self._secrets)
-        if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts subclass it
+        if isinstance(exc, asyncio.TimeoutError):  # the upstream client's timeouts subclass it
             return UpstreamTimeout(f"The provider '{self.name}' timed out ({detail}).")
         return UpstreamUnavailable(f"The provider '{self.name}' could not be reached ({detail}).")
 

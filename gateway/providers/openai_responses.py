@@ -20,13 +20,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.providers.openai import TRANSPORT_ERRORS, OpenAIProvider, _scrub_bytes
 from gateway.streaming.sse import SSEDecoder
 from gateway.types import Endpoint, Reply, Usage
+from gateway.upstream import Response
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 DROPPED = ("previous_response_id", "stream_options")
@@ -96,9 +96,7 @@ class NativeResponses:
         inner = self.inner
         payload = orjson.dumps(native_body(request, body, stream))
         try:
-            response = await inner._session.post(
-                inner._base + "/responses", data=payload, allow_redirects=False
-            )
+            response = await inner._client.post(inner._base + "/responses", payload)
         except TRANSPORT_ERRORS as exc:
             raise inner._transport_error(exc) from None
         try:
@@ -127,14 +125,12 @@ class NativeResponses:
             raise UpstreamError("The provider's reply is not a Response object.")
         return Reply(body=body, usage=responses_usage(body.get("usage")))
 
-    async def _events(
-        self, response: aiohttp.ClientResponse, reply: Reply
-    ) -> AsyncGenerator[bytes, None]:
+    async def _events(self, response: Response, reply: Reply) -> AsyncGenerator[bytes, None]:
         """Each event's data; the terminal event's usage is recorded before it is passed on."""
         decoder = SSEDecoder()
         finished = False
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response:
                 for payload in decoder.feed(chunk):
                     payload = _scrub_bytes(payload, self.inner._secrets)
                     kind, usage = _terminal(payload)

@@ -22,8 +22,10 @@ are written in batches, every few ms (gateway/state/write_batch.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Hashable, Sequence
 from typing import Any
 
 from redis.exceptions import MaxConnectionsError
@@ -41,6 +43,7 @@ from gateway.ratelimit.windows import (
     reported,
 )
 from gateway.state.health import PoolExhausted, RedisHealth
+from gateway.state.leases import Lease, LeaseBook, lease_multiple
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
 
@@ -66,9 +69,12 @@ class Limiter:
         health: RedisHealth | None = None,
         pool_size: int = 64,
         pool_timeout: float = 10.0,
+        lease_fraction: float = 0.0,
+        lease_seconds: float = 1.0,
     ) -> None:
         """`url`: `memory://` (per process) or the state backend's Redis URL (any form).
-        `health`: the state backend's view of Redis, shared by every Redis user."""
+        `health`: the state backend's view of Redis, shared by every Redis user.
+        `lease_fraction`: of each high limit, the slice an instance may hold (0: none)."""
         self.primary: MemoryWindows | RedisWindows = (
             MemoryWindows()
             if url.startswith("memory")
@@ -85,6 +91,10 @@ class Limiter:
         )
         # Settlements of the next few ms go out together (gateway/state/write_batch.py).
         self.settle_batch = WriteBatch(self._write_batch, self.settlements)
+        leasing = isinstance(self.primary, RedisWindows) and not self.primary.cluster
+        self.lease_fraction = lease_fraction if leasing else 0.0
+        self.leases = LeaseBook(lease_seconds, self._give_back)
+        self._tasks: set[asyncio.Task[None]] = set()  # lease refills in flight
 
     @property
     def degraded(self) -> bool:
@@ -99,6 +109,10 @@ class Limiter:
         `on_error`: what to do while Redis is unreachable, `open` (per-process) or `closed`."""
         if not charges:
             return Decision(None, [])
+        if self.lease_fraction and self.redis_health.up:
+            leased = await self._acquire_leasing(charges)
+            if leased is not None:
+                return leased
         report = reported(charges)
         store, (refused_at, windows) = await self._call_on("acquire", (charges, report), on_error)
         present = [w for w in windows if w is not None]
@@ -107,6 +121,140 @@ class Limiter:
         refused = charges[refused_at][0]
         self.metrics.ratelimit_refusals.labels(refused.scope).inc()
         return Decision(refused, present, store)
+
+    async def _acquire_leasing(self, charges: Sequence[Charge]) -> Decision | None:
+        """Rules whose lease holds their cost are decided here; the others in one Redis
+        call that may grant each a new lease (gateway/state/leases.py). None when that
+        call failed (Redis is then marked down: the caller decides without it)."""
+        needs: dict[str, int] = {}
+        for rule, cost in charges:
+            needs[rule.key] = needs.get(rule.key, 0) + cost
+        held = self._held(needs)
+        if len(held) < len(needs) and await self.leases.wait_for_refills(needs.keys() - held):
+            held = self._held(needs)  # a concurrent call may have leased what was missing
+        report = reported(charges)
+        windows: list[Window | None] = [None] * len(charges)
+        low: list[Lease] = []
+        for key, lease in held.items():  # taken now: a lease may end at the next await
+            LeaseBook.spend(lease, {"n": needs[key]})
+            lease.remaining -= needs[key]
+            if lease.running_low():
+                low.append(lease)
+        for i, (rule, _) in enumerate(charges):
+            local = held.get(rule.key)
+            if local is not None and report[i]:
+                windows[i] = Window(rule, max(0, int(local.remaining)), time.time())
+        if low:
+            self._refill(low)
+        remote = [i for i, (rule, _) in enumerate(charges) if rule.key not in held]
+        if remote:
+            answer: list[Window | None] | Decision | None = None
+            try:
+                answer = await self._decide_in_redis(charges, remote, report)
+            finally:
+                if answer is None or isinstance(answer, Decision):  # failed, or refused
+                    for key, lease in held.items():
+                        self.leases.refund(key, lease, {"n": needs[key]})
+            if answer is None or isinstance(answer, Decision):
+                return answer
+            for i, window in zip(remote, answer, strict=True):
+                windows[i] = window if report[i] else None
+        return Decision(None, [w for w in windows if w is not None], self.primary)
+
+    async def _decide_in_redis(
+        self, charges: Sequence[Charge], remote: list[int], report: list[bool]
+    ) -> list[Window | None] | Decision | None:
+        """The `remote` charges in one call, each asking for a lease where it may (one
+        lease request per rule at a time): their windows when taken, the refusal, or
+        None when Redis failed."""
+        primary = self.primary
+        assert isinstance(primary, RedisWindows)
+        asked = [charges[i] for i in remote]
+        sizes = [self._lease_size(rule, cost) for rule, cost in asked]
+        pairs = list(zip(asked, sizes, strict=True))
+        claimed = set(self.leases.claim(rule.key for (rule, _), n in pairs if n))
+        extras = [n if rule.key in claimed else 0 for (rule, _), n in pairs]
+        wanted = [report[i] or extra > 0 for i, extra in zip(remote, extras, strict=True)]
+        epoch = self.redis_health.epoch
+        try:
+            (refused_at, answered), granted = await primary.acquire_leasing(asked, wanted, extras)
+        except (PoolExhausted, MaxConnectionsError):
+            raise LimiterBusy(
+                "The gateway is overloaded; try again shortly.", headers={"retry-after": "1"}
+            ) from None
+        except Exception as exc:  # StorageError, connection refused, timeouts
+            self._failed(epoch, exc)
+            return None
+        finally:
+            self.leases.unclaim(claimed)
+        if refused_at is not None:
+            refused = asked[refused_at][0]
+            self.metrics.ratelimit_refusals.labels(refused.scope).inc()
+            return Decision(refused, [w for w in answered if w is not None], self.primary)
+        for (rule, _), window, extra in zip(asked, answered, granted, strict=True):
+            if extra and window is not None:
+                self._lease(rule, extra, window)
+        return answered
+
+    def _refill(self, leases: list[Lease]) -> None:
+        """Top up leases running low, in the background (one call, nothing charged);
+        claimed now, so requests that run out meanwhile wait for it."""
+        rules: list[Rule] = [lease.subject for lease in leases]
+        claimed = set(self.leases.claim(rule.key for rule in rules))
+        refills = [
+            (rule, int(lease.size["n"]))
+            for rule, lease in zip(rules, leases, strict=True)
+            if rule.key in claimed
+        ]
+        if refills:
+            self._start(self._top_up(refills, claimed))
+
+    async def _top_up(self, refills: list[tuple[Rule, int]], claimed: set[Hashable]) -> None:
+        primary = self.primary
+        assert isinstance(primary, RedisWindows)
+        rules = [rule for rule, _ in refills]
+        epoch = self.redis_health.epoch
+        try:
+            (_, windows), granted = await primary.acquire_leasing(
+                [(rule, 0) for rule in rules], [True] * len(rules), [n for _, n in refills]
+            )
+        except Exception as exc:  # the leases run out and requests go to Redis themselves
+            if not isinstance(exc, (PoolExhausted, MaxConnectionsError)):
+                self._failed(epoch, exc)
+            return
+        finally:
+            self.leases.unclaim(claimed)
+        for rule, window, extra in zip(rules, windows, granted, strict=True):
+            if extra and window is not None:
+                self._lease(rule, extra, window)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _held(self, needs: dict[str, int]) -> dict[str, Lease]:
+        """The live leases that hold what each rule needs."""
+        now = time.monotonic()
+        found = {key: self.leases.covers(key, {"n": n}, now) for key, n in needs.items()}
+        return {key: lease for key, lease in found.items() if lease is not None}
+
+    def _lease_size(self, rule: Rule, cost: int) -> int:
+        """Units to ask for on top of `cost`: a lease of a high limit, else 0."""
+        multiple = lease_multiple({"n": cost}, {"n": rule.item.amount}, self.lease_fraction)
+        return multiple * max(cost, 1)
+
+    def _lease(self, rule: Rule, units: int, window: Window) -> None:
+        """Hold `units` granted on `rule` (room for headers: Redis's plus the held units)."""
+        room = window.remaining + units
+        self.leases.grant(rule.key, {"n": units}, window.period_left, room, rule)
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        """Unused leased units back to their windows (with the next settlement batch)."""
+        charges = [(lease.subject, -int(lease.left["n"])) for lease in leases]
+        charges = [(rule, amount) for rule, amount in charges if amount]
+        if charges:
+            self.settle_batch.put(charges)
 
     async def add(self, charges: Sequence[Charge]) -> None:
         """Take (positive) or give back (negative) amounts without a check."""
@@ -127,7 +275,26 @@ class Limiter:
         if isinstance(self.primary, MemoryWindows):  # one process: no round trip to save
             await self.primary.add(charges)
             return
-        self.settle_batch.put(charges)
+        if self.lease_fraction:
+            charges = self._settle_in_leases(charges)
+        if charges:
+            self.settle_batch.put(charges)
+
+    def _settle_in_leases(self, charges: list[Charge]) -> list[Charge]:
+        """Settle into this process's live lease on each rule where it can (tokens given
+        back become room in the lease; more used is taken from it): the lease's own units
+        are counted in Redis already, and what it holds at its end goes back there. The
+        charges left to write to Redis."""
+        now = time.monotonic()
+        rest: list[Charge] = []
+        for rule, delta in charges:
+            lease = self.leases.covers(rule.key, {"n": max(delta, 0)}, now)
+            if lease is None:
+                rest.append((rule, delta))
+            else:
+                LeaseBook.spend(lease, {"n": delta})
+                lease.remaining -= delta
+        return rest
 
     async def _write_batch(self, batch: list[list[Charge]]) -> None:
         """A batch of settlements in one pipeline; a failure marks Redis down (the batch
@@ -183,6 +350,7 @@ class Limiter:
         self.redis_health.failed(self.redis_health.epoch, exc)
 
     def _on_down(self, exc: BaseException) -> None:
+        self.leases.forget()  # what they held stays counted in Redis: refuses early at worst
         self.metrics.ratelimit_fallback.set(1)
         log.warning(
             "rate-limit storage unreachable; limiting per process until it answers",
@@ -199,6 +367,8 @@ class Limiter:
         return "rate limits: per-process fallback (Redis unreachable)" if self.degraded else None
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.leases.close()
         await self.settle_batch.flush()
         await self.settlements.flush()
         if self.own_health:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from redis.exceptions import NoScriptError
 
 from gateway.ratelimit.scripts import ACQUIRE_ALL as ACQUIRE_ALL_TEXT
 from gateway.ratelimit.windows import Charge, Outcome, Rule, Window, settle_refusal
+from gateway.state.leases import INSTANCE_SECONDS
 from gateway.state.redis_url import redis_client
 
 # Seconds. A refused connection (Redis down) fails at once; a read that times out is
@@ -67,6 +69,8 @@ class RedisWindows:
         )
         self.cluster = "+cluster://" in url
         self.key_prefix = prefix + "limits:"
+        self.instances_key = prefix + "lease-instances"
+        self.instance_id = uuid.uuid4().hex
 
     def _keys(self, rule: Rule) -> list[str]:
         # The library's layout: "{key}" and "{key}/-1", the braces keep both on one slot.
@@ -95,21 +99,31 @@ class RedisWindows:
         self, charges: Sequence[Charge], report: Sequence[bool]
     ) -> Outcome:
         """Every rule in one script call: all taken, or none (gateway/ratelimit/scripts.py)."""
-        keys: list[str] = []
-        args: list[Any] = []
-        for (rule, cost), wanted in zip(charges, report, strict=True):
+        outcome, _ = await self.acquire_leasing(charges, report, [0] * len(charges))
+        return outcome
+
+    async def acquire_leasing(
+        self, charges: Sequence[Charge], report: Sequence[bool], extras: Sequence[int]
+    ) -> tuple[Outcome, list[int]]:
+        """`acquire` in one script call, each rule also asking for its `extras` (a lease,
+        gateway/state/leases.py): the outcome, and per rule the extra granted. Not on a
+        Cluster (one call cannot span its slots)."""
+        keys: list[str] = [self.instances_key]
+        args: list[Any] = [self.instance_id, INSTANCE_SECONDS * 1000]
+        for (rule, cost), wanted, extra in zip(charges, report, extras, strict=True):
             keys += self._keys(rule)
-            args += [rule.item.amount, rule.item.get_expiry(), cost, 1 if wanted else 0]
+            args += [rule.item.amount, rule.item.get_expiry(), cost, 1 if wanted else 0, extra]
         (answer,) = await self._run([(ACQUIRE_ALL, keys, args)])
         now = time.time()
         refused = int(answer[0]) - 1 if int(answer[0]) else None
-        counts = iter(answer[1:])
+        granted = [int(g) for g in answer[1 : 1 + len(charges)]]
+        counts = iter(answer[1 + len(charges) :])
         windows: list[Window | None] = []
         for i, ((rule, _), wanted) in enumerate(zip(charges, report, strict=True)):
             read = wanted or i == refused
             window = [next(counts) for _ in range(4)] if read else None
             windows.append(_window_from_counts(rule, window, now) if window else None)
-        return refused, windows
+        return (refused, windows), granted
 
     async def windows(self, rules: Sequence[Rule]) -> list[Window]:
         calls = [(READ, self._keys(r), [r.item.get_expiry()]) for r in rules]
@@ -205,4 +219,5 @@ def _window_from_counts(rule: Rule, window: Any, now: float) -> Window:
     if cur_count:
         resets.append(cur_ttl % expiry)
     wait = min(resets)
-    return Window(rule, remaining, now + (wait if wait != math.inf else 0))
+    period_left = max(cur_ttl - expiry, 0.0)  # the current key's period, before it shifts
+    return Window(rule, remaining, now + (wait if wait != math.inf else 0), period_left)

@@ -36,6 +36,7 @@ class Window:
     rule: Rule
     remaining: int
     reset_at: float  # epoch seconds when room is next freed
+    period_left: float | None = None  # seconds until the current count period ends (Redis)
 
 
 @dataclass(frozen=True, slots=True)

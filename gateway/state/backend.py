@@ -102,6 +102,8 @@ def build_state(config: StateConfig, metrics: Metrics | None = None) -> StateBac
             metrics=metrics,
             pool_size=config.redis_pool_size,
             pool_timeout=config.redis_pool_timeout_seconds,
+            lease_fraction=config.lease_fraction,
+            lease_seconds=config.lease_seconds,
         )
     from gateway.state.memory import MemoryState
 

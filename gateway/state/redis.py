@@ -9,7 +9,11 @@ written now are queued and retried (`debit`), flushed on `aclose`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import uuid
+from collections.abc import Collection, Coroutine, Hashable
 from typing import Any
 
 from redis.asyncio.retry import Retry
@@ -19,6 +23,7 @@ from redis.exceptions import NoScriptError, RedisError
 from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold
 from gateway.state.health import RedisHealth
+from gateway.state.leases import INSTANCE_SECONDS, Lease, LeaseBook, lease_multiple
 from gateway.state.redis_url import limits_uri, redis_client
 from gateway.state.reserve_script import INCREMENT, RESERVE
 from gateway.state.retry_queue import RetryQueue
@@ -38,6 +43,8 @@ class RedisState:
         metrics: Metrics | None = None,
         pool_size: int = 64,
         pool_timeout: float = 10.0,
+        lease_fraction: float = 0.0,
+        lease_seconds: float = 1.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -62,6 +69,12 @@ class RedisState:
         self.debit_batch = WriteBatch(self._write_debits, self.debits)
         self._reserve = self.client.register_script(RESERVE)
         self._increment = self.client.register_script(INCREMENT)
+        # Budget leases (gateway/state/leases.py); not on a Cluster (one call per slot).
+        self.lease_fraction = 0.0 if self.cluster else lease_fraction
+        self.leases = LeaseBook(lease_seconds, self._give_back)
+        self._tasks: set[asyncio.Task[None]] = set()  # lease refills in flight
+        self.instances_key = prefix + "lease-instances"
+        self.instance_id = uuid.uuid4().hex
 
     async def get(self, key: str) -> bytes | None:
         with self.health.guard():
@@ -173,12 +186,14 @@ class RedisState:
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
+        if self.lease_fraction:
+            return await self._reserve_leasing(holds, ttl_ms)
         if not self.cluster:
-            return await self._reserve_holds(holds, ttl_ms)
+            return (await self._reserve_holds(holds, ttl_ms))[0]
         # A Cluster cannot run one script over hashes in several slots: hold by hold,
         # giving back what the earlier ones took when one lacks room.
         for i, hold in enumerate(holds):
-            if await self._reserve_holds([hold], ttl_ms) is not None:
+            if (await self._reserve_holds([hold], ttl_ms))[0] is not None:
                 taken = {
                     h.key: {f"reserved_{f}": -a for f, a in h.amounts.items()} for h in holds[:i]
                 }
@@ -189,30 +204,135 @@ class RedisState:
                 return i
         return None
 
-    async def _reserve_holds(self, holds: list[Hold], ttl_ms: int) -> int | None:
-        """One script call; the debits this process has pending go in the same round trip,
-        first, so its own reservations always see its own settled spend."""
-        args: list[Any] = [ttl_ms]
-        for hold in holds:
+    async def _reserve_leasing(self, holds: list[Hold], ttl_ms: int) -> int | None:
+        """Holds whose lease covers their amounts are reserved here; the others in one
+        script call that may grant each a lease (gateway/state/leases.py)."""
+        terms = [(h.key, tuple(h.limits.items())) for h in holds]
+        held = self._held(holds, terms)
+        missing = [t for t, lease in zip(terms, held, strict=True) if lease is None]
+        if missing and await self.leases.wait_for_refills(missing):
+            held = self._held(holds, terms)  # a concurrent call may have leased them
+        low: list[tuple[Any, Lease]] = []
+        for term, hold, lease in zip(terms, holds, held, strict=True):
+            if lease is not None:  # taken now: a lease may end at the next await
+                LeaseBook.spend(lease, hold.amounts)
+                if lease.running_low():
+                    low.append((term, lease))
+        if low:
+            self._refill(low, ttl_ms)
+        asked = [i for i, lease in enumerate(held) if lease is None]
+        if not asked:
+            return None
+        refused: int | None = -1
+        try:
+            refused = await self._reserve_in_redis(holds, terms, asked, ttl_ms)
+        finally:
+            if refused is not None:  # refused, or Redis failed: nothing reserved
+                for term, hold, lease in zip(terms, holds, held, strict=True):
+                    if lease is not None:
+                        self.leases.refund(term, lease, hold.amounts)
+        return refused
+
+    async def _reserve_in_redis(
+        self, holds: list[Hold], terms: list[tuple[Any, ...]], asked: list[int], ttl_ms: int
+    ) -> int | None:
+        """The `asked` holds in one call, each asking for a lease where no other call
+        does: the index of the hold refused, else None."""
+        claimed = set(self.leases.claim(terms[i] for i in asked))
+        extras = [self._lease_extra(holds[i]) if terms[i] in claimed else {} for i in asked]
+        try:
+            refused, granted = await self._reserve_holds([holds[i] for i in asked], ttl_ms, extras)
+        finally:
+            self.leases.unclaim(claimed)
+        if refused is not None:
+            return asked[refused]
+        for i, extra, ok in zip(asked, extras, granted, strict=True):
+            if ok and extra:
+                self.leases.grant(terms[i], extra, subject=holds[i])
+        return None
+
+    def _refill(self, leases: list[tuple[Any, Lease]], ttl_ms: int) -> None:
+        """Top up budget leases running low, in the background (one call, nothing else
+        reserved); claimed now, so requests that run out meanwhile wait for it."""
+        claimed = set(self.leases.claim(term for term, _ in leases))
+        refills = [(term, lease) for term, lease in leases if term in claimed]
+        if refills:
+            self._start(self._top_up(refills, claimed, ttl_ms))
+
+    async def _top_up(
+        self, refills: list[tuple[Any, Lease]], claimed: Collection[Hashable], ttl_ms: int
+    ) -> None:
+        holds = [
+            Hold(lease.subject.key, dict.fromkeys(lease.size, 0.0), lease.subject.limits)
+            for _, lease in refills
+        ]
+        try:  # a refused or failed refill leaves requests to reserve for themselves
+            refused, granted = await self._reserve_holds(
+                holds, ttl_ms, [lease.size for _, lease in refills]
+            )
+        except Exception:
+            return
+        finally:
+            self.leases.unclaim(claimed)
+        for (term, lease), ok in zip(refills, granted if refused is None else [], strict=False):
+            if ok:
+                self.leases.grant(term, lease.size, subject=lease.subject)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _held(self, holds: list[Hold], terms: list[tuple[Any, ...]]) -> list[Lease | None]:
+        now = time.monotonic()
+        return [self.leases.covers(t, h.amounts, now) for t, h in zip(terms, holds, strict=True)]
+
+    def _lease_extra(self, hold: Hold) -> dict[str, float]:
+        multiple = lease_multiple(hold.amounts, hold.limits, self.lease_fraction)
+        return {f: a * multiple for f, a in hold.amounts.items()}
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        """What ended leases did not spend, released with the next debits."""
+        released = {
+            lease.subject.key: {f"reserved_{f}": -a for f, a in lease.left.items()}
+            for lease in leases
+        }
+        self.debit_batch.put((released, None))
+
+    async def _reserve_holds(
+        self, holds: list[Hold], ttl_ms: int, extras: list[dict[str, float]] | None = None
+    ) -> tuple[int | None, list[bool]]:
+        """One script call: the first hold without room (None: all reserved) and per hold
+        whether its lease was granted. The debits this process has pending go in the
+        same round trip, first, so its own reservations always see its own settled spend."""
+        args: list[Any] = [ttl_ms, self.instance_id, INSTANCE_SECONDS * 1000]
+        for i, hold in enumerate(holds):
             args.append(len(hold.amounts))
+            extra = extras[i] if extras else {}
             for field, amount in hold.amounts.items():
                 limit = hold.limits.get(field)
                 args += [field, "" if limit is None else repr(float(limit)), repr(float(amount))]
+                args.append(repr(float(extra.get(field, 0.0))))
         keys = [self.prefix + h.key for h in holds]
+        # The instances set is only touched when a lease is asked for (never on a Cluster).
+        keys.insert(0, self.instances_key if not self.cluster else keys[0])
         debits = [] if self.cluster else self.debit_batch.take()  # one slot per call there
         try:
             with self.health.guard():
                 if debits:
-                    refused = await self._reserve_after(merge_debits(debits), keys, args)
+                    answer = await self._reserve_after(merge_debits(debits), keys, args)
                 else:
-                    refused = int(await self._reserve(keys=keys, args=args))
+                    answer = await self._reserve(keys=keys, args=args)
         except BaseException:
             for debit in debits:  # maybe not written: retried (at least once, never lost)
                 self.debits.put(debit)
             raise
-        return refused - 1 if refused else None
+        refused = int(answer[0])
+        if refused:
+            return refused - 1, []
+        return None, [bool(int(g)) for g in answer[1:]]
 
-    async def _reserve_after(self, debit: Debit, keys: list[str], args: list[Any]) -> int:
+    async def _reserve_after(self, debit: Debit, keys: list[str], args: list[Any]) -> Any:
         """The pending debits' INCREMENT call, then the reservation, in one pipeline."""
         debit_keys, debit_args = self._increment_call(*debit)
         async with self.client.pipeline(transaction=False) as pipe:
@@ -226,10 +346,10 @@ class RedisState:
         elif isinstance(debited, Exception):  # the reservation stands; the debits retry
             self.debits.put(debit)
         if isinstance(reserved, NoScriptError):
-            return int(await self._reserve(keys=keys, args=args))
+            return await self._reserve(keys=keys, args=args)
         if isinstance(reserved, Exception):
             raise reserved
-        return int(reserved)
+        return reserved
 
     async def _ping(self) -> bool:
         try:
@@ -256,6 +376,8 @@ class RedisState:
         return limits_uri(self.url)
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.leases.close()
         await self.debit_batch.flush()
         await self.debits.flush()
         await self.health.aclose()

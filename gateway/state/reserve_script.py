@@ -1,48 +1,89 @@
 """One Lua call that reserves room in several counter hashes: all of them, or none.
 
-For each hash (KEYS[i]) and each named field, the room left is the field's limit minus
-what is spent (`<field>`) and what calls in flight hold (`reserved_<field>`). When every
-field of every hash has room for its amount, each amount is added to `reserved_<field>`
+For each hash and each named field, the room left is the field's limit minus what is
+spent (`<field>`) and what calls in flight hold (`reserved_<field>`). When every field of
+every hash has room for its amount, each amount is added to `reserved_<field>`
 (settlement later moves it to `<field>` at the real figure); otherwise nothing changes.
-ARGV: ttl ms, then per hash: field count, then per field: name, limit ('' = none), amount.
-Returns 0 when reserved, else the 1-based index of the first hash without room.
+
+Leases (gateway/state/leases.py): a hash may ask for `extra` per field on top. It is
+granted, for the whole hash, only while every limited field keeps room for
+(active instances + 1) x its extra after the amount; instances are those that asked for
+a lease in the last `instance ms` (a sorted set, KEYS[1], touched only when one asks).
+
+KEYS: the instances set, then the hashes.
+ARGV: ttl ms, instance id, instance ms, then per hash: field count, then per field:
+name, limit ('' = none), amount, extra.
+Returns {0, then per hash 1 if its extra was granted, else 0} when reserved, else
+{the 1-based index of the first hash without room}.
 """
 
 from __future__ import annotations
 
 RESERVE = """
 local ttl = tonumber(ARGV[1])
+local instances = nil
+local function active_instances()
+    if instances == nil then
+        local clock = redis.call('time')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local window = tonumber(ARGV[3])
+        redis.call('zadd', KEYS[1], now, ARGV[2])
+        redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+        redis.call('pexpire', KEYS[1], window)
+        instances = tonumber(redis.call('zcard', KEYS[1]))
+    end
+    return instances
+end
+
 local plan = {}
-local cursor = 2
-for i = 1, #KEYS do
+local leased = {}
+local cursor = 4
+for i = 2, #KEYS do
     local count = tonumber(ARGV[cursor])
     cursor = cursor + 1
     local fields = {}
+    local lease = true
+    local asked = false
     for _ = 1, count do
-        local name, limit, text = ARGV[cursor], ARGV[cursor + 1], ARGV[cursor + 2]
+        local name, limit = ARGV[cursor], ARGV[cursor + 1]
+        local text, extra_text = ARGV[cursor + 2], ARGV[cursor + 3]
         local amount = tonumber(text)
-        cursor = cursor + 3
+        local extra = tonumber(extra_text)
+        cursor = cursor + 4
+        if extra > 0 then
+            asked = true
+        end
         if limit ~= '' then
             local cap = tonumber(limit)
             local used = (tonumber(redis.call('hget', KEYS[i], name)) or 0)
                 + (tonumber(redis.call('hget', KEYS[i], 'reserved_' .. name)) or 0)
             if used >= cap or used + amount > cap then
-                return i
+                return {i - 1}
+            end
+            if extra > 0 and used + amount + (active_instances() + 1) * extra > cap then
+                lease = false
             end
         end
-        fields[#fields + 1] = {name, text, amount}
+        fields[#fields + 1] = {name, text, amount, extra_text, extra}
     end
     plan[i] = fields
+    leased[i] = asked and lease
 end
-for i = 1, #KEYS do
+local out = {0}
+for i = 2, #KEYS do
     for _, field in ipairs(plan[i]) do
+        -- the client's own decimal strings: no float formatting on the way in
         if field[3] ~= 0 then
             redis.call('hincrbyfloat', KEYS[i], 'reserved_' .. field[1], field[2])
         end
+        if leased[i] and field[5] ~= 0 then
+            redis.call('hincrbyfloat', KEYS[i], 'reserved_' .. field[1], field[4])
+        end
     end
     redis.call('pexpire', KEYS[i], ttl, 'NX')
+    out[#out + 1] = leased[i] and 1 or 0
 end
-return 0
+return out
 """
 
 # Increments of several counter hashes in one call (settlements, releases): far less

@@ -114,3 +114,53 @@ def test_burst_over_two_processes_is_exact_and_every_debit_is_written(
     assert spend.get("requests") == LIMIT, spend
     assert spend["usd"] == pytest.approx(LIMIT * REPLY_USD)
     assert spend["tokens"] == LIMIT * (PROMPT + COMPLETION)
+
+
+LEASED_LIMIT = 300  # with lease_fraction 0.05: leases of 15 requests
+
+
+@pytest.fixture
+def two_leasing(tmp_path: Path, redis_url: str) -> Iterator[tuple[list[GatewayProcess], str]]:
+    redis.Redis.from_url(redis_url).ping()
+    prefix = f"test-lease-burst-{uuid.uuid4().hex[:10]}:"
+    config = burst_config(redis_url, prefix).replace(
+        f"['{LIMIT}/minute']", f"['{LEASED_LIMIT}/minute']"
+    )
+    config = config.replace(
+        f'key_prefix: "{prefix}"',
+        f'key_prefix: "{prefix}", lease_fraction: 0.05, lease_seconds: 0.5',
+    )
+    path = tmp_path / "gateway.yaml"
+    path.write_text(config)
+    try:
+        with ExitStack() as stack:
+            yield [stack.enter_context(gateway_process(path)) for _ in range(2)], prefix
+    finally:
+        drop_prefix(redis_url, prefix)
+
+
+def test_leased_limits_and_budgets_over_two_processes_never_pass_and_hold_nothing_after(
+    two_leasing: tuple[list[GatewayProcess], str], redis_url: str
+) -> None:
+    """Leases (gateway/state/leases.py) on the request limit, the token limit and the
+    budget: never more than the limit passes; once the leases end, the rest of the limit
+    is usable, every reply's spend is written and nothing stays reserved."""
+    gateways, prefix = two_leasing
+    urls = [g.url for g in gateways]
+    first = asyncio.run(burst(urls, 360))
+    passed = first.count(200)
+    errors = [line for g in gateways for line in g.logs().splitlines() if '"error"' in line]
+    assert set(first) <= {200, 429} and passed <= LEASED_LIMIT, errors[-5:]
+    time.sleep(1.2)  # every lease has ended and given back what it held
+    second = asyncio.run(burst(urls, LEASED_LIMIT - passed + 20))
+    assert passed + second.count(200) == LEASED_LIMIT  # exactly the limit, across both
+    spend: dict[str, float] = {}
+    for _ in range(50):
+        spend = recorded_spend(redis_url, prefix)
+        if spend.get("requests") == LEASED_LIMIT and not spend.get("reserved_usd"):
+            break
+        time.sleep(0.1)
+    assert spend.get("requests") == LEASED_LIMIT, spend
+    assert spend["usd"] == pytest.approx(LEASED_LIMIT * REPLY_USD)
+    assert spend.get("reserved_usd", 0.0) == pytest.approx(0.0, abs=1e-9), spend
+    assert spend.get("reserved_tokens", 0.0) == pytest.approx(0.0, abs=1e-6), spend

@@ -48,9 +48,11 @@ def test_keys_are_random_and_hashed() -> None:
 
 @pytest.fixture(params=["memory", "redis"])
 async def state(request: pytest.FixtureRequest, redis_url: str, prefix: str):  # type: ignore[no-untyped-def]
-    backend = build_state(
-        StateConfig(backend=request.param, redis_url=redis_url, key_prefix=prefix)
+    # Exact counts per call: without leases (tests/access/test_leases.py has those).
+    config = StateConfig(
+        backend=request.param, redis_url=redis_url, key_prefix=prefix, lease_fraction=0
     )
+    backend = build_state(config)
     yield backend
     await backend.aclose()
 
@@ -87,3 +89,16 @@ async def test_reservations_are_all_or_none_and_count_what_is_held(state) -> Non
     ]
     await state.debit({key: {"usd": 0.2, "reserved_usd": -0.3, "reserved_tokens": -10}}, ttl=60)
     assert await state.reserve(hold, ttl=60) is None  # 0.7 spent + 0.3 fits exactly
+
+
+def test_the_tokenizer_is_warmed_only_where_requests_are_counted() -> None:
+    """It costs ~80 MB: a gateway without keys or token limits never loads it."""
+    from gateway.config import load_config_text
+    from gateway.pipeline.access import uses_tokens
+
+    plain = "providers: {m: {kind: mock}}\nmodels: {a: {deployments: [{provider: m, model: a}]}}\n"
+    assert not uses_tokens(load_config_text(plain))
+    limited = plain + "limits: {global: {tokens: ['1000/minute']}}\n"
+    assert uses_tokens(load_config_text(limited))
+    keyed = plain + "auth: {keys: [{id: k, hash: 'sha256:" + "0" * 64 + "'}]}\n"
+    assert uses_tokens(load_config_text(keyed))

@@ -179,17 +179,10 @@ def still_serves(gateway_url: str) -> None:
 
 
 def busy_upstream_connections(gateway: Gateway, provider: str = "up") -> int:
-    """Upstream connections the provider holds in use (not idle in its pool, not closed).
-
-    Knows the two clients the openai provider has used: an aiohttp session or an httpx pool.
-    """
+    """Upstream connections the provider holds in use (not idle in its pool, not closed)."""
     assert gateway.runtime.services is not None
     adapter = gateway.runtime.services.providers[provider]
-    session = getattr(adapter, "_session", None)
-    if session is not None:
-        return len(session.connector._acquired)
-    pool = adapter._client._transport._pool  # type: ignore[attr-defined]
-    return sum(1 for c in pool.connections if not (c.is_idle() or c.is_closed()))
+    return adapter._client.connections_in_use()  # type: ignore[attr-defined]
 
 
 def wait_until(predicate: Any, timeout: float = 2.0) -> bool:

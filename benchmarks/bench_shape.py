@@ -1,0 +1,100 @@
+"""What the production shape costs over the plain gateway: CPU per request, in-process.
+
+Both gateways are driven through ASGI directly (no sockets) with the mock provider (no
+upstream), so the figures are the gateway's own work and the difference between them is
+what keys, limits and budgets in Redis, metrics and the JSON access log add (the
+production shape of benchmarks/profiles.py, with `kind: mock` in place of the HTTP
+upstream). Plain and production runs alternate (ABAB...) so load on the machine hits both
+alike; the access log goes to stderr (send it to /dev/null). `--profile` prints the
+production shape's top functions by own time (cProfile) after the figures.
+
+    .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] \
+        2>/dev/null
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import pstats
+import statistics
+import time
+from typing import Any
+
+import orjson
+import yaml
+from bench_responses import call
+from profiles import PRODUCTION_KEY, production_config
+
+from gateway.app import create_app
+from gateway.config import load_config_text
+
+BODY = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "hello there"}]})
+MOCK = {"mock": {"kind": "mock", "mock": {"chunks": 2}}}
+
+
+def config_text(production: bool, redis_url: str) -> str:
+    config = production_config(1, 1, redis_url) if production else {"logging": {"level": "warning"}}
+    config["providers"] = MOCK
+    config["models"] = {"bench": {"deployments": [{"provider": "mock", "model": "bench-model"}]}}
+    return yaml.safe_dump(config)
+
+
+async def cpu_per_request(app: Any, headers: list[tuple[bytes, bytes]], requests: int) -> float:
+    gc.collect()
+    start = time.process_time()
+    for _ in range(requests):
+        status = await call(app, "/v1/chat/completions", BODY, headers)
+        if status != 200:
+            raise RuntimeError(f"answered {status}")
+        await asyncio.sleep(0)  # one loop turn between requests, as a server gives
+    return (time.process_time() - start) / requests * 1e6
+
+
+async def main(requests: int, rounds: int, profile: bool, redis_url: str) -> None:
+    plain = create_app(load_config_text(config_text(False, redis_url)))
+    production = create_app(load_config_text(config_text(True, redis_url)))
+    key = [(b"authorization", f"Bearer {PRODUCTION_KEY}".encode())]
+    shapes = {"plain": (plain, []), "production": (production, key)}
+    figures: dict[str, list[float]] = {name: [] for name in shapes}
+    lifespans = plain.router.lifespan_context(plain), production.router.lifespan_context(production)
+    async with lifespans[0], lifespans[1]:
+        for app, headers in shapes.values():  # warm up
+            await cpu_per_request(app, headers, 300)
+        for _ in range(rounds):
+            for name, (app, headers) in shapes.items():
+                figures[name].append(await cpu_per_request(app, headers, requests))
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await cpu_per_request(production, key, requests)
+            profiler.disable()
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    print(f"CPU per request, in-process, mock provider ({rounds} rounds of {requests}; median)")
+    least = {name: min(values) for name, values in figures.items()}
+    for name, value in median.items():
+        runs = ", ".join(f"{v:.0f}" for v in figures[name])
+        print(f"  {name:11} {value:7.1f} us, least {least[name]:.1f}   (runs: {runs})")
+    for how, figure in (("median", median), ("least", least)):
+        added = figure["production"] - figure["plain"]
+        ratio = figure["production"] / figure["plain"]
+        print(f"  production adds {added:.1f} us (x{ratio:.2f}), by the {how} run")
+    if profile:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats("gateway", 60)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.rounds, args.profile, args.redis_url))

@@ -1,0 +1,236 @@
+"""Quota leases: a slice of a shared limit held by one instance, spent without Redis.
+
+A shared limit decided in Redis costs every request a round trip and its client CPU
+(benchmarks/README.md: the production shape's largest cost). A lease moves that cost to
+one request in many: when an instance goes to Redis anyway, the same atomic call may take
+a little more than the request needs, and the instance then answers the next requests
+from that slice in memory. Used by rate limits (gateway/ratelimit/limiter.py, a rule's
+window count) and budgets (gateway/state/redis.py, a spend hash's `reserved_<field>`).
+
+Why this never lets a limit be passed: a leased amount is counted in Redis when it is
+granted, exactly as if requests had taken it, so every instance's decisions see it; the
+instance spends no more than it holds; what it does not spend goes back when the lease
+ends. Settlement is unchanged: a request served from a lease settles against Redis as
+one decided there would (its real usage replaces its reservation).
+
+Why it stays exact at the boundary: Redis grants a lease only while the room left after
+it is at least (active instances + 1) x its size (the scripts count instances that asked
+for leases in the last `INSTANCE_SECONDS`). Near the limit no lease is granted and every
+decision is made in Redis, request by request. What leases can do is hold room that
+another instance then lacks: at most one lease per instance and counter, for at most
+`lease_seconds`, after which it is given back.
+
+Lease sizes: `fraction` of the limit, and at most `MAX_REQUESTS` requests' worth; a
+lease smaller than two requests' worth is not asked for (low limits stay exact per
+request, as before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_REQUESTS = 100  # a lease serves at most this many requests like the one that asked
+MIN_REQUESTS = 2  # smaller than this: not worth holding, decide in Redis
+INSTANCE_SECONDS = 10  # an instance that asked for no lease for this long is not counted
+RETURN_MARGIN_SECONDS = 0.1  # a lease is given back only this long before its window ends
+
+
+def lease_multiple(
+    amounts: Mapping[str, float], limits: Mapping[str, float], fraction: float
+) -> int:
+    """How many requests like `amounts` a lease should cover: `fraction` of the tightest
+    limit, at most MAX_REQUESTS; 0 when that is under MIN_REQUESTS (no lease)."""
+    if fraction <= 0:
+        return 0
+    multiple = MAX_REQUESTS
+    for name, limit in limits.items():
+        amount = amounts.get(name, 0.0)
+        if amount > 0:
+            multiple = min(multiple, math.floor(limit * fraction / amount))
+    return multiple if multiple >= MIN_REQUESTS else 0
+
+
+@dataclass(slots=True)
+class Lease:
+    left: dict[str, float]  # per field, what this instance still holds
+    expires_at: float  # time.monotonic(): unused amounts go back then
+    return_until: float  # time.monotonic(): past this, the counter may have moved on
+    remaining: float = 0.0  # a limit's room as last read, for response headers
+    subject: Any = None  # what the holder needs to refill it or give it back
+    size: dict[str, float] = field(default_factory=dict)  # the last grant
+
+    def running_low(self) -> bool:
+        """Under half of the last grant left: time to ask for more, before it runs out
+        (a refill in the background; requests meanwhile go on spending what is left)."""
+        left = self.left
+        return any(left[name] < amount / 2 for name, amount in self.size.items())
+
+
+class LeaseBook:
+    """The leases this process holds, by counter (and the terms it was granted under: a
+    lease never serves a request under other limits). Touched on the event loop only.
+
+    `give_back` receives leases that ended with something left (their time is up, a new
+    lease replaced them, or `close`); a timer armed by `grant` ends them on time."""
+
+    def __init__(self, seconds: float, give_back: Callable[[list[Lease]], None]) -> None:
+        self.seconds = seconds
+        self.give_back = give_back
+        self.leases: dict[Hashable, Lease] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._refills: dict[Hashable, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.leases)
+
+    def covers(self, key: Hashable, amounts: Mapping[str, float], now: float) -> Lease | None:
+        """The live lease on `key` holding at least `amounts` of every field, else None."""
+        lease = self.leases.get(key)
+        if lease is None or lease.expires_at <= now:
+            return None
+        left = lease.left
+        for name, amount in amounts.items():
+            if left.get(name, 0.0) < amount:
+                return None
+        return lease
+
+    async def wait_for_refills(self, keys: Iterable[Hashable]) -> bool:
+        """Wait for the Redis calls in flight that may lease `keys`, when every key has
+        one: concurrent requests then share one call instead of each making their own.
+        False (nothing waited for) when some key has none."""
+        refills = [self._refills.get(key) for key in keys]
+        if not refills or any(f is None for f in refills):
+            return False
+        await asyncio.wait([f for f in refills if f is not None])  # (never cancels them)
+        return True
+
+    def refilling_now(self, key: Hashable) -> bool:
+        return key in self._refills
+
+    def claim(self, keys: Iterable[Hashable]) -> list[Hashable]:
+        """Mark a Redis call that may lease `keys` as in flight (for `wait_for_refills`):
+        the keys no other call has claimed, which only this call may then ask a lease
+        for. One lease request per key at a time, so a burst cannot pile leases up."""
+        loop = asyncio.get_running_loop()
+        mine = [key for key in keys if key not in self._refills]
+        for key in mine:
+            self._refills[key] = loop.create_future()
+        return mine
+
+    def unclaim(self, keys: Iterable[Hashable]) -> None:
+        """The call is over: wake whoever waits on its keys."""
+        for key in keys:
+            future = self._refills.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    @staticmethod
+    def spend(lease: Lease, amounts: Mapping[str, float]) -> None:
+        """Take `amounts` from a lease `covers` just returned (with no await between:
+        a lease can end at any await, and what it held is then given back)."""
+        for name, amount in amounts.items():
+            lease.left[name] -= amount
+
+    def refund(self, key: Hashable, lease: Lease, amounts: Mapping[str, float]) -> None:
+        """Put back what a refused request took from `lease`, if it is still held (one
+        that ended meanwhile gave back without it: the amount stays counted, refusing
+        early at worst, never over-admitting)."""
+        if self.leases.get(key) is lease:
+            for name, amount in amounts.items():
+                lease.left[name] += amount
+
+    def grant(
+        self,
+        key: Hashable,
+        amounts: Mapping[str, float],
+        window_left_seconds: float | None = None,
+        remaining: float = 0.0,
+        subject: Any = None,
+    ) -> None:
+        """Hold `amounts` on `key` (granted by Redis just now), for `seconds` or until
+        the counter's window ends; what an earlier lease on `key` still held goes back."""
+        now = time.monotonic()
+        return_until = math.inf
+        if window_left_seconds is not None:
+            return_until = now + window_left_seconds - RETURN_MARGIN_SECONDS
+        expires_at = min(now + self.seconds, return_until)
+        lease = self.leases.get(key)
+        if lease is not None and lease.expires_at > now and _same_period(lease, return_until):
+            for name, amount in amounts.items():  # a top-up of the same period's lease
+                lease.left[name] = lease.left.get(name, 0.0) + amount
+            lease.expires_at, lease.remaining, lease.size = expires_at, remaining, dict(amounts)
+            return
+        previous = self.leases.pop(key, None)
+        self.leases[key] = Lease(
+            dict(amounts), expires_at, return_until, remaining, subject, dict(amounts)
+        )
+        self._arm()
+        self._hand_back(self._returnable(previous, now))
+
+    def _arm(self) -> None:
+        if self._timer is None and self.leases:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.seconds, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._hand_back(self.expire())
+        self._arm()
+
+    def _hand_back(self, leases: list[Lease]) -> None:
+        if leases:
+            self.give_back(leases)
+
+    def close(self) -> None:
+        """Shutdown: end every lease now, giving back what is left."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._hand_back(self.drain())
+
+    def expire(self, now: float | None = None) -> list[Lease]:
+        """Drop every lease past its time; those with something left to give back."""
+        now = time.monotonic() if now is None else now
+        out: list[Lease] = []
+        for key in [k for k, lease in self.leases.items() if lease.expires_at <= now]:
+            out += self._returnable(self.leases.pop(key), now)
+        return out
+
+    def drain(self) -> list[Lease]:
+        """Drop every lease (shutdown); those with something left to give back."""
+        now = time.monotonic()
+        out: list[Lease] = []
+        for lease in self.leases.values():
+            out += self._returnable(lease, now)
+        self.leases.clear()
+        return out
+
+    def forget(self) -> None:
+        """Drop every lease without giving anything back (Redis lost them, or was reset):
+        held amounts stay counted there, which can only refuse early, never over-admit."""
+        self.leases.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @staticmethod
+    def _returnable(lease: Lease | None, now: float) -> list[Lease]:
+        """A lease with something left, still in its counter's period (one moved on past
+        `return_until` would take a give-back as room in the next period: there the held
+        amount stays counted where it was granted, refusing early, never over-admitting)."""
+        if lease is None or now >= lease.return_until:
+            return []
+        left = {f: a for f, a in lease.left.items() if a > 0}
+        return [dataclasses.replace(lease, left=left)] if left else []
+
+
+def _same_period(lease: Lease, return_until: float) -> bool:
+    """Whether a grant read now belongs to the lease's counter period (end times read
+    from Redis's ttls differ by the milliseconds between the reads)."""
+    return math.isclose(lease.return_until, return_until, abs_tol=0.05)

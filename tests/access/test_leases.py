@@ -1,0 +1,256 @@
+"""Quota leases (gateway/state/leases.py): few Redis calls, and never past a limit.
+
+Several limiters (or state backends) on one Redis prefix stand for several instances:
+each has its own instance id, exactly as separate processes would
+(tests/access/test_bursts.py runs real processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from limits import parse
+
+from gateway.observability.metrics import Metrics
+from gateway.ratelimit.limiter import Limiter, Rule
+from gateway.state.backend import Hold
+from gateway.state.leases import MAX_REQUESTS, LeaseBook, lease_multiple
+from gateway.state.redis import RedisState
+from tests.redis_keys import drop_prefix
+
+LIMIT = 1000
+RULE = Rule("key", "requests", parse(f"{LIMIT}/minute"), "k")
+
+
+@pytest.mark.parametrize(
+    ("amounts", "limits", "fraction", "multiple"),
+    [
+        ({"n": 1}, {"n": 1000}, 0.01, 10),
+        ({"n": 1}, {"n": 100_000_000}, 0.01, MAX_REQUESTS),  # at most 100 requests' worth
+        ({"n": 1}, {"n": 199}, 0.01, 0),  # under 2 requests' worth: decided in Redis
+        ({"n": 1}, {"n": 1000}, 0.0, 0),  # leases off
+        ({"usd": 0.01, "tokens": 100}, {"usd": 10.0}, 0.01, 10),  # limited fields only
+        ({"usd": 0.01, "tokens": 100}, {"usd": 10.0, "tokens": 20_000}, 0.01, 2),
+        ({"usd": 0.0, "tokens": 1}, {}, 0.01, MAX_REQUESTS),  # no limit: bookkeeping only
+    ],
+)
+def test_lease_sizes(
+    amounts: dict[str, float], limits: dict[str, float], fraction: float, multiple: int
+) -> None:
+    assert lease_multiple(amounts, limits, fraction) == multiple
+
+
+async def test_a_lease_serves_what_it_holds_then_gives_back_the_rest() -> None:
+    returned: list[dict[str, float]] = []
+    book = LeaseBook(0.05, lambda leases: returned.extend(lease.left for lease in leases))
+    book.grant("k", {"n": 10.0}, subject="rule")
+    now = time.monotonic()
+    lease = book.covers("k", {"n": 4}, now)
+    assert lease is not None and not lease.running_low()
+    book.spend(lease, {"n": 4})
+    assert lease.left == {"n": 6.0} and not lease.running_low()
+    book.spend(lease, {"n": 2})
+    assert lease.running_low()  # under half of the grant: refilled in the background
+    assert book.covers("k", {"n": 5}, now) is None  # holds 4
+    book.grant("k", {"n": 10.0})  # a top-up in the same period adds
+    assert book.covers("k", {"n": 14}, now) is not None
+    await asyncio.sleep(0.12)  # the timer ends it and hands back what is left
+    assert returned == [{"n": 14.0}] and len(book) == 0
+
+
+async def test_a_lease_past_its_counter_period_is_not_given_back() -> None:
+    returned: list[object] = []
+    book = LeaseBook(5.0, returned.extend)
+    book.grant("k", {"n": 10.0}, window_left_seconds=0.15)  # the period ends first
+    await asyncio.sleep(0)
+    assert book.expire(time.monotonic() + 1) == []  # stays counted where it was granted
+    book.grant("j", {"n": 3.0})
+    book.close()
+    assert [lease.left for lease in returned] == [{"n": 3.0}]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    name = f"test-lease-{uuid.uuid4().hex[:10]}:"
+    yield name
+    drop_prefix(redis_url, name)
+
+
+def counted(obj: Any, method: str) -> list[int]:
+    """Count the calls of `obj.method` (one Redis round trip each)."""
+    calls = [0]
+    original = getattr(obj, method)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await original(*args, **kwargs)
+
+    setattr(obj, method, call)
+    return calls
+
+
+def limiter(redis_url: str, prefix: str, fraction: float = 0.01, seconds: float = 1.0) -> Limiter:
+    return Limiter(redis_url, prefix, Metrics(), lease_fraction=fraction, lease_seconds=seconds)
+
+
+async def window_count(one: Limiter) -> int:
+    (window,) = await one.primary.windows([RULE])
+    return LIMIT - window.remaining
+
+
+async def test_requests_decided_from_a_lease_make_few_redis_calls(
+    redis_url: str, prefix: str
+) -> None:
+    one = limiter(redis_url, prefix)
+    calls = counted(one.primary, "acquire_leasing")
+    for _ in range(100):
+        decision = await one.acquire([(RULE, 1)])
+        assert decision.allowed
+        assert decision.windows[0].remaining <= LIMIT - 1
+    await asyncio.sleep(0.05)
+    assert calls[0] <= 30  # leases of 10 (and their refills), not one call per request
+    assert 100 <= await window_count(one) <= 100 + 2 * 10  # the held lease is counted
+    await one.aclose()  # gives back what it holds
+    fresh = limiter(redis_url, prefix, fraction=0)
+    assert await window_count(fresh) == 100
+    await fresh.aclose()
+
+
+async def test_instances_with_leases_never_pass_the_limit_and_leave_nothing_held(
+    redis_url: str, prefix: str
+) -> None:
+    instances = [limiter(redis_url, prefix) for _ in range(3)]
+
+    async def take(i: int) -> bool:
+        return (await instances[i % 3].acquire([(RULE, 1)])).allowed
+
+    allowed = sum(await asyncio.gather(*(take(i) for i in range(1300))))
+    assert LIMIT - 3 * 10 <= allowed <= LIMIT  # room held by another's lease: refused early
+    for one in instances:
+        await one.aclose()  # unused leases go back
+    exact = limiter(redis_url, prefix, fraction=0)
+    more = [(await exact.acquire([(RULE, 1)])).allowed for _ in range(LIMIT - allowed + 5)]
+    assert allowed + sum(more) == LIMIT  # every unit usable, none twice
+    await exact.aclose()
+
+
+async def test_no_lease_is_granted_near_the_limit(redis_url: str, prefix: str) -> None:
+    one = limiter(redis_url, prefix)
+    await one.primary.add([(RULE, LIMIT - 25)])  # room 25 < (1 instance + 1) x 10 + 1
+    grants = counted(one.primary, "acquire_leasing")
+    for _ in range(25):
+        assert (await one.acquire([(RULE, 1)])).allowed
+    assert not (await one.acquire([(RULE, 1)])).allowed
+    assert grants[0] >= 16  # near the limit, decisions are made in Redis one by one
+    assert await window_count(one) == LIMIT
+    await one.aclose()
+
+
+async def test_an_unused_lease_goes_back_when_it_ends(redis_url: str, prefix: str) -> None:
+    one = limiter(redis_url, prefix, seconds=0.2)
+    assert (await one.acquire([(RULE, 1)])).allowed
+    assert await window_count(one) == 1 + 10  # the request and its lease
+    await asyncio.sleep(0.5)  # the lease ends; the give-back goes out with the next batch
+    assert await window_count(one) == 1
+    await one.aclose()
+
+
+async def test_leases_are_dropped_when_redis_is_marked_down(redis_url: str, prefix: str) -> None:
+    one = limiter(redis_url, prefix)
+    assert (await one.acquire([(RULE, 1)])).allowed and len(one.leases) == 1
+    one._degrade(ConnectionError("test"))
+    assert len(one.leases) == 0  # nothing decided from them until Redis is back
+    await one.aclose()
+
+
+def state(redis_url: str, prefix: str, fraction: float = 0.01) -> RedisState:
+    return RedisState(redis_url, prefix=prefix, lease_fraction=fraction, lease_seconds=1.0)
+
+
+async def test_budget_leases_never_pass_the_budget_and_settle_exactly(
+    redis_url: str, prefix: str
+) -> None:
+    """Three instances reserve $0.001 at a time under a $1 budget (leases of $0.01), then
+    settle each reservation at $0.0005: what is spent and held adds up to the cent."""
+    instances = [state(redis_url, prefix) for _ in range(3)]
+    calls = [counted(one, "_reserve_holds") for one in instances]
+    hold = Hold("spend:key:k:day:d", {"usd": 0.001, "tokens": 10.0}, {"usd": 1.0})
+
+    async def reserve(i: int) -> bool:
+        one = instances[i % 3]
+        if await one.reserve([hold], ttl=60) is not None:
+            return False
+        await one.debit({hold.key: {"usd": 0.0005, "reserved_usd": -0.001, "reserved_tokens": -10}})
+        return True
+
+    granted = 0
+    for wave in range(0, 1200, 24):  # 8 calls in flight per instance
+        granted += sum(await asyncio.gather(*(reserve(i) for i in range(wave, wave + 24))))
+    assert sum(c[0] for c in calls) < 1200 / 3  # most reservations never reached Redis
+    # Reservations are settled at half their size, so the budget holds up to 2000.
+    assert 1000 <= granted <= 2000
+    for one in instances:
+        await one.aclose()
+    reader = state(redis_url, prefix, fraction=0)
+    (counts,) = await reader.hgetall_many([hold.key])
+    assert counts["usd"] == pytest.approx(granted * 0.0005)
+    assert counts["usd"] <= 1.0 + 1e-9
+    assert counts.get("reserved_usd", 0.0) == pytest.approx(0.0, abs=1e-9)  # nothing held
+    assert counts.get("reserved_tokens", 0.0) == pytest.approx(0.0, abs=1e-6)
+    await reader.aclose()
+
+
+async def test_a_budget_lease_never_serves_a_request_under_other_limits(
+    redis_url: str, prefix: str
+) -> None:
+    one = state(redis_url, prefix)
+    unlimited = Hold("spend:team:t:day:d", {"usd": 0.3}, {})
+    assert await one.reserve([unlimited], ttl=60) is None  # leased: 100 x $0.3
+    limited = Hold("spend:team:t:day:d", {"usd": 1.0}, {"usd": 1.0})
+    assert await one.reserve([limited], ttl=60) == 0  # decided in Redis: $30.3 held
+    await one.aclose()
+
+
+async def test_a_refusal_in_redis_puts_back_what_the_leases_gave(
+    redis_url: str, prefix: str
+) -> None:
+    """A request is taken from its leased rules before the Redis call for the others
+    (a lease may end at any await); when Redis refuses, the leases get it back."""
+    one = limiter(redis_url, prefix)
+    tight = Rule("key", "requests", parse("1/minute"), "k")  # never leased
+    assert (await one.acquire([(RULE, 1), (tight, 1)])).allowed
+    (lease,) = one.leases.leases.values()
+    left = dict(lease.left)
+    refused = await one.acquire([(RULE, 1), (tight, 1)])
+    assert refused.refused == tight
+    assert lease.left == left  # the leased rule's unit is back
+    await one.aclose()
+    reader = limiter(redis_url, prefix, fraction=0)
+    assert await window_count(reader) == 1
+    await reader.aclose()
+
+
+async def test_token_settlements_go_into_the_lease_and_the_count_comes_out_exact(
+    redis_url: str, prefix: str
+) -> None:
+    """Reserve 100 tokens per request, use 30: the 70 given back become room in the
+    lease (no Redis write), and once the lease ends Redis counts exactly what was used."""
+    tokens = Rule("key", "tokens", parse("1000000/minute"), "k")
+    one = limiter(redis_url, prefix)
+    writes = counted(one.primary, "add")
+    for _ in range(20):
+        decision = await one.acquire([(tokens, 100)])
+        assert decision.allowed
+        await one.settle(decision, [(tokens, 30 - 100)])
+    await asyncio.sleep(0.05)
+    assert writes[0] == 0  # every settlement went into the lease
+    await one.aclose()
+    reader = limiter(redis_url, prefix, fraction=0)
+    (window,) = await reader.primary.windows([tokens])
+    assert 1_000_000 - window.remaining == 20 * 30
+    await reader.aclose()
