@@ -2,13 +2,14 @@
 
 Starts the mock upstream (CPU 1) and the gateway in the plain or the production shape
 (benchmarks/profiles.py; CPU 0), loads it with wrk at `--connections` while py-spy records
-it, then prints each package's share of the samples where it was on top of the stack (self
+it (or, with `--streams N`, opens N concurrent streams again and again with the streaming
+client), then prints each package's share of the samples where it was on top of the stack (self
 time): `gateway.<module>`, a site-packages distribution, a standard-library module, or
 `native` (C frames with `--native`). Also writes the raw collapsed stacks, and with
 `--speedscope` a file for https://www.speedscope.app.
 
     .venv/bin/python benchmarks/profile_shape.py [--shape production|plain] [--seconds 10]
-                                                 [--native] [--out DIR]
+                                                 [--streams 500] [--native] [--out DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from common import (
     mock_argv,
     pinned,
     prepare_runner,
+    run_stream_client,
     run_wrk,
     wait_for_health,
     write_config,
@@ -107,11 +109,36 @@ def start_plain(procs: Processes, upstream: int, tmp: Path):  # type: ignore[no-
     return procs.start("plain", gateway_argv(config, port), port, CPU_GATEWAY)
 
 
+def _load(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, port: int, url: str, script: Path, headers: dict[str, str]
+):
+    """A function that loads the gateway for about `seconds` and describes the load."""
+
+    def wrk(seconds: float) -> str:
+        result = run_wrk(url, args.connections, seconds, script)
+        return f"{result.rps:,.0f} RPS at c={args.connections}"
+
+    def streams(seconds: float) -> str:
+        rounds = max(1, round(seconds / 0.6))  # a default stream lasts about 0.5 s
+        key = headers.get("Authorization", "").removeprefix("Bearer ") or None
+        report = run_stream_client(port, args.streams, rounds, 490.0, api_key=key)
+        ttfb = sorted(report["ttfb"])
+        return (
+            f"{args.streams} streams x {rounds} rounds, {report['completed']}/"
+            f"{report['started']} complete, TTFB p50 {ttfb[len(ttfb) // 2] * 1000:.1f} ms"
+        )
+
+    return streams if args.streams else wrk
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", choices=("production", "plain"), default="production")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument(
+        "--streams", type=int, default=0, help="load with N concurrent streams instead of wrk"
+    )
     ap.add_argument("--native", action="store_true", help="C frames too (py-spy --native)")
     ap.add_argument("--speedscope", action="store_true", help="also a speedscope file")
     ap.add_argument("--top", type=int, default=25)
@@ -136,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_health(gw)
         script = write_wrk_script(Path(tmp) / "chat.lua", CHAT_BODY, headers)
         url = f"http://127.0.0.1:{gw.port}{CHAT_PATH}"
-        run_wrk(url, args.connections, 2, script)  # warm up
+        load = _load(args, gw.port, url, script, headers)
+        load(2)  # warm up
         collapsed = args.out / f"{args.shape}.collapsed.txt"
         spy = record(gw.pid, args.seconds, collapsed, "raw", args.native)
         time.sleep(0.5)
-        result = run_wrk(url, args.connections, args.seconds, script)
+        summary = load(args.seconds)
         spy.wait()
         if args.speedscope:
             scope = record(
@@ -150,13 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 "speedscope",
                 args.native,
             )
-            run_wrk(url, args.connections, args.seconds / 2, script)
+            load(args.seconds / 2)
             scope.wait()
     counts, inclusive, total = self_time(collapsed)
-    print(
-        f"\n== {args.shape}: {result.rps:,.0f} RPS at c={args.connections} under py-spy, "
-        f"{total} samples; self time by package"
-    )
+    print(f"\n== {args.shape}: {summary} under py-spy, {total} samples; self time by package")
     rows = [
         [name, n, f"{n / total:.1%}", f"{inclusive[name] / total:.1%}"]
         for name, n in counts.most_common(args.top)

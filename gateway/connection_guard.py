@@ -17,6 +17,8 @@ requests then failed with nothing logged). `GuardedProtocol` is that protocol wi
   the newcomer gets 503. Logged (at most every 10 s, with counts) and counted in
   `gateway_connection_limits_total{reason}`, as is every limit above.
 
+Its transport also coalesces the writes of one loop turn (`write_coalescing.py`).
+
 Enforced in the protocol rather than by switching to h11 (which bounds the head but has no
 header or body timeouts): see benchmarks/bench_http_guard.py for the measured cost.
 """
@@ -37,6 +39,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config.schema import ServerConfig
 from gateway.errors import GatewayError, HeadersTooLarge, RequestTimeout, ServerAtCapacity
+from gateway.write_coalescing import CoalescingTransport
 
 log = logging.getLogger("gateway")
 LOG_EVERY_SECONDS = 10.0
@@ -149,7 +152,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))
         self.since = self.loop.time()
         self._arm(self.limits.header_timeout, "header_timeout")
         self.guard.admit(self)

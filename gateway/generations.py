@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from gateway.config.schema import GatewayConfig
 from gateway.context import RequestContext
@@ -51,25 +51,37 @@ class InFlight:
 
             reply.on_complete(release)
             if reply.stream is not None:
-                reply.stream = end_on(reply.stream, stop_streams)
+                reply.stream = EndOn(reply.stream, stop_streams)
             return reply
 
         return call
 
 
-async def end_on(stream: Stream, stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
+class EndOn:
     """Pass a stream through until `stop` is set (the shutdown grace period is nearly
     over); then end it the documented way, an error event and [DONE], rather than let the
-    server cut the connection. Checked between events: no cost per event."""
-    try:
-        async for payload in stream:
-            yield payload
-            if stop.is_set():
-                raise ShuttingDown("The gateway is shutting down; the stream was ended early.")
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    server cut the connection. Checked between events, before the next is read: `__anext__`
+    hands back the stream's own awaitable (an async generator here cost a frame and a
+    resumption per event)."""
+
+    __slots__ = ("_read", "_stop", "_stream")
+
+    def __init__(self, stream: Stream, stop: asyncio.Event) -> None:
+        self._stream = stream
+        self._stop = stop
+        self._read = False
+
+    def __aiter__(self) -> EndOn:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        if self._read and self._stop.is_set():
+            raise ShuttingDown("The gateway is shutting down; the stream was ended early.")
+        self._read = True
+        return self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 def reuse_providers(

@@ -10,6 +10,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config.schema import GatewayConfig
 from gateway.connection_guard import ConnectionLimits, GuardedHTTP
+from gateway.heap import settle_heap
 from gateway.observability.logging import configure_logging
 from gateway.observability.multiprocess import prepare_multiprocess_dir
 from gateway.observability.redaction import config_secrets
@@ -47,7 +48,9 @@ def serve(
         prepare_multiprocess_dir()  # before any worker imports prometheus_client
         uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(config, config_path=config_path), **common)
+        app = create_app(config, config_path=config_path)
+        settle_heap()
+        uvicorn.run(app, **common)
     return 0
 
 
@@ -55,7 +58,9 @@ def app_from_env():  # type: ignore[no-untyped-def]
     """Worker entry point: every worker loads the same config file."""
     path, config = config_from_env()
     configure_logging(config.logging.level, config_secrets(config))
-    return create_app(config, config_path=path)
+    app = create_app(config, config_path=path)
+    settle_heap()
+    return app
 
 
 def config_from_env() -> tuple[str | None, GatewayConfig]:

@@ -8,6 +8,7 @@ read timeout) is cut when the request's stream time is up, and the relay reports
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gateway.errors import UpstreamTimeout
 from gateway.types import Reply, Stream
@@ -18,13 +19,25 @@ class PrimedStream:
     each read bounded by the stream's deadline (a loop time).
 
     A class rather than an async generator: `aclose()` must release the upstream even
-    when iteration never started (a client gone before the first byte)."""
+    when iteration never started (a client gone before the first byte).
+
+    The deadline is one timer for the whole stream, armed at the first wait: a timeout
+    per read (`asyncio.timeout_at`) made and cancelled a loop timer per event, ~11 us each
+    on uvloop, a fifth of the gateway's CPU under 500 streams. When it fires during a read
+    it cancels the reading task, as `asyncio.timeout` would; between reads it is noticed
+    by the next one.
+    """
 
     def __init__(self, first: bytes | None, rest: Stream, expires: float, seconds: float) -> None:
         self._first = first
         self._rest = rest
         self._expires = expires
         self._seconds = seconds
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task[Any] | None = None  # the task that reads the stream
+        self._reading = False
+        self._expired = False  # the deadline passed
+        self._cut = False  # ... and the timer cancelled a read
 
     def __aiter__(self) -> PrimedStream:
         return self
@@ -33,14 +46,43 @@ class PrimedStream:
         if self._first is not None:
             first, self._first = self._first, None
             return first
+        reader = self._reader
+        if reader is None:
+            # Once per stream: in Python 3.11 each `current_task()` or `get_running_loop()`
+            # is a getpid() system call. A stream is read by the task of its request.
+            reader = self._reader = asyncio.current_task()
+            assert reader is not None
+            self._timer = asyncio.get_running_loop().call_at(self._expires, self._expire)
+        if self._expired:
+            await self.aclose()
+            raise stream_expired(self._seconds)
+        cancelling = reader.cancelling()
+        self._reading = True
         try:
-            async with asyncio.timeout_at(self._expires):
-                return await anext(self._rest)
-        except TimeoutError:
+            return await anext(self._rest)
+        except asyncio.CancelledError:
+            if not self._cut or reader.uncancel() > cancelling:
+                raise  # not (only) ours: the client left, the server is stopping
             await self.aclose()
             raise stream_expired(self._seconds) from None
+        except StopAsyncIteration:
+            self._stop_timer()
+            raise
+        finally:
+            self._reading = False
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._reading and self._reader is not None:
+            self._cut = True
+            self._reader.cancel()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
     async def aclose(self) -> None:
+        self._stop_timer()
         aclose = getattr(self._rest, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -19,22 +19,35 @@ from gateway.types import Endpoint, Ingress
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def request_id(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id")
     if given and REQUEST_ID.fullmatch(given):
         return given
     return uuid.uuid4().hex
+
+
+def header_dict(request: Request) -> dict[str, str]:
+    """The request's headers by (lower-case) name, the first of repeated ones, as
+    `request.headers[name]` reads them; built from the raw list in one pass (Starlette's
+    Headers looks each name up in the list again, and raises KeyError for a missing one)."""
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
 
 
 def new_context(
     request: Request, endpoint: Endpoint, ingress: Ingress = "openai", *, dry_run: bool = False
 ) -> RequestContext:
     """The context of a request as it arrives (no body read yet), for every ingress format."""
+    headers = header_dict(request)
     return RequestContext(
-        request_id=request_id(request),
+        request_id=request_id(headers),
         endpoint=endpoint,
         body={},
-        headers=dict(request.headers),
+        headers=headers,
         client_ip=request.client.host if request.client else "",
         ingress=ingress,
         dry_run=dry_run,

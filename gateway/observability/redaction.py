@@ -19,6 +19,10 @@ SECRET_FIELDS = frozenset(
     {"authorization", "api_key", "api-key", "x-api-key", "admin_key", "token", "password"}
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+# Lower-case text PATTERNS needs before it can match: a string with none of these (and no
+# configured secret) has nothing to mask.
+MARKERS = ("bearer ", "sk-", "rk-", "pk-", "gw-", "key-", "api_key=", "api-key=")
+_SCALARS = (bool, int, float, type(None))
 
 
 class Redactor:
@@ -27,6 +31,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.pattern = PATTERNS
+        self.secrets: tuple[str, ...] = ()
         self.set_secrets(secrets)
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
@@ -34,6 +39,26 @@ class Redactor:
         unique = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
         alternatives = [re.escape(s) for s in unique] + [PATTERNS.pattern]
         self.pattern = re.compile("|".join(alternatives))
+        self.secrets = tuple(unique)
+
+    def plain(self, message: str, fields: dict[str, Any]) -> bool:
+        """True when a log line of `message` and `fields` has nothing `text` and `value`
+        would mask: flat fields (strings and scalars), no secret field name, and none of
+        the strings holding a configured secret or a marker. A few substring checks on the
+        joined strings instead of a regex pass per field (~15 us an access-log line)."""
+        strings = [message]
+        for key, value in fields.items():
+            if isinstance(value, str):
+                strings.append(value)
+            elif not isinstance(value, _SCALARS):
+                return False  # nested or other values: field by field
+            if key.lower() in SECRET_FIELDS:
+                return False
+        text = "\n".join(strings)
+        if any(secret in text for secret in self.secrets):
+            return False
+        lowered = text.lower()
+        return not any(marker in lowered for marker in MARKERS)
 
     def text(self, value: str) -> str:
         return self.pattern.sub(MASK, value)

@@ -9,11 +9,12 @@ from typing import Any
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import Metrics, status_class
 from gateway.observability.prompts import completion_text, prompt_text
 from gateway.types import Next, Reply
 
-log = logging.getLogger("gateway.access")
+requests_log = AccessLog(logging.getLogger("gateway.access"))
 errors_log = logging.getLogger("gateway")
 
 
@@ -163,4 +164,4 @@ class Observe:
         if self.log_prompts:
             entry["prompt"] = prompt_text(ctx.request)
             entry["completion"] = completion_text(reply, streamed or [])
-        log.info("request", extra=entry)
+        requests_log.info("request", entry)

@@ -1,0 +1,76 @@
+"""The access log's direct writer (`AccessLog`) writes the line `logging` would, redacted
+the same way, honours the level, and hands the line to `logging` whenever a handler or a
+filter other than the plain JSON stream handler is on the way."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.observability.logging import AccessLog, JSONFormatter
+from gateway.observability.redaction import MASK, Redactor
+
+SECRET = "configured-secret-value"
+CLEAN = {"request_id": "abc", "model": "bench", "status": 200, "stream": True, "user": None}
+FIELDS: dict[str, dict[str, Any]] = {
+    "clean": CLEAN,
+    "configured secret": {**CLEAN, "model": f"x{SECRET}y"},
+    "bearer token": {**CLEAN, "note": "Bearer tok_123456789"},
+    "key shape": {**CLEAN, "request_id": "sk-proj-AbCdEf1234567890"},
+    "secret field name": {**CLEAN, "Authorization": "Basic abc"},
+    "nested": {**CLEAN, "headers": {"x-api-key": "anything"}, "tries": ["a", "b"]},
+}
+
+
+@pytest.fixture
+def root_stream() -> Iterator[io.StringIO]:
+    """The root logger as `gateway serve` sets it up: one JSON stream handler."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter(Redactor([SECRET])))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def without_ts(line: str) -> dict[str, Any]:
+    entry = orjson.loads(line)
+    del entry["ts"]
+    return dict(entry)
+
+
+@pytest.mark.parametrize("fields", FIELDS.values(), ids=FIELDS.keys())
+def test_the_direct_line_is_the_line_logging_writes(
+    root_stream: io.StringIO, fields: dict[str, Any]
+) -> None:
+    logger = logging.getLogger("gateway.access")
+    logger.info("request", extra=fields)
+    AccessLog(logger).info("request", fields)
+    by_logging, direct = root_stream.getvalue().splitlines()
+    assert without_ts(direct) == without_ts(by_logging)
+    assert SECRET not in direct and "tok_123456789" not in direct and "AbCdEf" not in direct
+    assert (MASK in direct) is (fields is not CLEAN)
+
+
+def test_the_level_is_honoured(root_stream: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    AccessLog(logging.getLogger("gateway.access")).info("request", CLEAN)
+    assert root_stream.getvalue() == ""
+
+
+def test_other_handlers_get_a_real_record(
+    root_stream: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        AccessLog(logging.getLogger("gateway.access")).info("request", CLEAN)
+    assert [r.__dict__["model"] for r in caplog.records] == ["bench"]
+    assert without_ts(root_stream.getvalue())["model"] == "bench"  # and the stream its line
