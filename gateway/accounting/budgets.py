@@ -27,6 +27,7 @@ fail open (the request is served; its real cost is queued and written when Redis
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +75,32 @@ class Reservation:
     usd: float
 
 
+Plan = tuple[tuple[str, dict[str, float], str, str], ...]  # (key, limits, scope, period)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan_for(
+    scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month: str
+) -> Plan:
+    """Each budget's counter key and limits for today: built once per key and day, not
+    per request (the limits dict is shared and must not be changed)."""
+    ids = {"day": day, "month": month}
+    plan = []
+    for scope, name, budget in scopes:
+        for period in PERIODS:
+            limits = {
+                "tokens": getattr(budget, f"tokens_per_{period}"),
+                "usd": getattr(budget, f"usd_per_{period}"),
+            }
+            present = {f: float(v) for f, v in limits.items() if v is not None}
+            plan.append((spend_key(scope, name, period, ids[period]), present, scope, period))
+    return tuple(plan)
+
+
+def _plan(scopes: list[tuple[str, str, BudgetConfig]], day: str, month: str) -> Plan:
+    return _plan_for(tuple(scopes), day, month)
+
+
 class SpendStore:
     def __init__(self, state: StateBackend, teams: TeamPolicies | None = None) -> None:
         self.state = state
@@ -94,18 +121,10 @@ class SpendStore:
         """Reserve `tokens` and `usd` under every budget of the key and its team, or
         raise QuotaExceeded (nothing reserved). State errors propagate (fail open)."""
         ids = period_ids()
-        holds: list[Hold] = []
-        named: list[tuple[str, str]] = []
-        for scope, name, budget in await self.scopes(principal):
-            for period in PERIODS:
-                limits = {
-                    "tokens": getattr(budget, f"tokens_per_{period}"),
-                    "usd": getattr(budget, f"usd_per_{period}"),
-                }
-                key = spend_key(scope, name, period, ids[period])
-                amounts = {"tokens": float(tokens), "usd": usd}
-                holds.append(Hold(key, amounts, {f: v for f, v in limits.items() if v is not None}))
-                named.append((scope, period))
+        amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
+        plan = _plan(await self.scopes(principal), ids["day"], ids["month"])
+        holds = [Hold(key, amounts, limits) for key, limits, _, _ in plan]
+        named = [(scope, period) for _, _, scope, period in plan]
         refused = await self.state.reserve(holds, ttl=RETENTION_SECONDS)
         if refused is not None:
             scope, period = named[refused]

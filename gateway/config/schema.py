@@ -94,8 +94,8 @@ class StateConfig(Section):
         1.0,
         gt=0,
         le=60,
-        description="How long an instance holds a lease before it gives back what it did "
-        "not spend (the longest another instance can find that room taken).",
+        description="How long a lease may go unused before the instance gives back what "
+        "it did not spend (a lease in use lives on, within its counter's period).",
     )
     database: SecretStr | None = Field(
         None,

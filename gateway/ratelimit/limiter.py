@@ -135,10 +135,11 @@ class Limiter:
         report = reported(charges)
         windows: list[Window | None] = [None] * len(charges)
         low: list[Lease] = []
+        now = time.monotonic()
         for key, lease in held.items():  # taken now: a lease may end at the next await
-            LeaseBook.spend(lease, {"n": needs[key]})
+            self.leases.spend(lease, {"n": needs[key]}, now)
             lease.remaining -= needs[key]
-            if lease.running_low():
+            if lease.running_low() and not self.leases.refilling_now(key):
                 low.append(lease)
         for i, (rule, _) in enumerate(charges):
             local = held.get(rule.key)
@@ -292,7 +293,7 @@ class Limiter:
             if lease is None:
                 rest.append((rule, delta))
             else:
-                LeaseBook.spend(lease, {"n": delta})
+                self.leases.spend(lease, {"n": delta}, now)
                 lease.remaining -= delta
         return rest
 

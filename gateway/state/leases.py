@@ -130,12 +130,13 @@ class LeaseBook:
             if future is not None and not future.done():
                 future.set_result(None)
 
-    @staticmethod
-    def spend(lease: Lease, amounts: Mapping[str, float]) -> None:
+    def spend(self, lease: Lease, amounts: Mapping[str, float], now: float) -> None:
         """Take `amounts` from a lease `covers` just returned (with no await between:
-        a lease can end at any await, and what it held is then given back)."""
+        a lease can end at any await, and what it held is then given back). A lease in
+        use lives on: it ends `seconds` after its last use (or with its counter's period)."""
         for name, amount in amounts.items():
             lease.left[name] -= amount
+        lease.expires_at = min(now + self.seconds, lease.return_until)
 
     def refund(self, key: Hashable, lease: Lease, amounts: Mapping[str, float]) -> None:
         """Put back what a refused request took from `lease`, if it is still held (one

@@ -218,10 +218,11 @@ class RedisState:
         if missing and await self.leases.wait_for_refills(missing):
             held = self._held(holds, terms)  # a concurrent call may have leased them
         low: list[tuple[Any, Lease]] = []
+        now = time.monotonic()
         for term, hold, lease in zip(terms, holds, held, strict=True):
             if lease is not None:  # taken now: a lease may end at the next await
-                LeaseBook.spend(lease, hold.amounts)
-                if lease.running_low():
+                self.leases.spend(lease, hold.amounts, now)
+                if lease.running_low() and not self.leases.refilling_now(term):
                     low.append((term, lease))
         if low:
             self._refill(low, ttl_ms)

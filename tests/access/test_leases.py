@@ -52,9 +52,9 @@ async def test_a_lease_serves_what_it_holds_then_gives_back_the_rest() -> None:
     now = time.monotonic()
     lease = book.covers("k", {"n": 4}, now)
     assert lease is not None and not lease.running_low()
-    book.spend(lease, {"n": 4})
+    book.spend(lease, {"n": 4}, now)
     assert lease.left == {"n": 6.0} and not lease.running_low()
-    book.spend(lease, {"n": 2})
+    book.spend(lease, {"n": 2}, now)
     assert lease.running_low()  # under half of the grant: refilled in the background
     assert book.covers("k", {"n": 5}, now) is None  # holds 4
     book.grant("k", {"n": 10.0})  # a top-up in the same period adds
