@@ -160,7 +160,12 @@ class ProviderConfig(Section):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers.")
     timeout: TimeoutConfig = TimeoutConfig()
     max_connections: int = Field(100, ge=1, description="Connection pool size.")
-    max_keepalive: int = Field(50, ge=0)
+    max_keepalive: int = Field(
+        100,
+        ge=0,
+        description="Idle connections kept for reuse (each dropped after 15 s unused). Below "
+        "the requests in flight, the pool closes and reopens connections under load.",
+    )
     litellm_provider: str | None = Field(
         None, description="litellm provider prefix (anthropic, gemini, bedrock …)."
     )
