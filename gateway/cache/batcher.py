@@ -57,9 +57,9 @@ class MicroBatcher:
         self._running = 0  # texts in the batch computing now
 
     def expected_wait(self) -> float:
-        """Seconds a text submitted now would wait for its row: what is queued and
-        computing before it, and its own share, at the recent pace."""
-        return (len(self._queue) + self._running + 1) * self.seconds_per_text
+        """Seconds a text submitted now would wait behind the others before its own pass:
+        what is queued and computing, at the recent pace (0 when the worker is idle)."""
+        return (len(self._queue) + self._running) * self.seconds_per_text
 
     async def submit(self, keys: list[str], texts: list[str]) -> list[np.ndarray]:
         """The rows for `texts` (one per text); `keys` identify equal texts (see embedders)."""

@@ -38,7 +38,7 @@ async def test_the_batcher_knows_how_long_a_new_text_would_wait() -> None:
     assert batcher.seconds_per_text == pytest.approx(PASS_SECONDS, rel=0.5)
     waiting = [asyncio.create_task(batcher.submit([k], [k])) for k in "bcdef"]
     await asyncio.sleep(0.005)  # one computing, four queued
-    assert batcher.expected_wait() == pytest.approx(6 * batcher.seconds_per_text)
+    assert batcher.expected_wait() == pytest.approx(5 * batcher.seconds_per_text)
     await asyncio.gather(*waiting)
 
 
@@ -55,7 +55,7 @@ async def test_lookups_that_would_wait_too_long_step_aside() -> None:
     results = await asyncio.gather(*(timed(i) for i in range(12)))
     served = [seconds for busy, seconds in results if not busy]
     skipped = [seconds for busy, seconds in results if busy]
-    assert 2 <= len(served) <= 4 and len(skipped) >= 8
+    assert 3 <= len(served) <= 5 and len(skipped) >= 7
     assert max(skipped) < 0.005  # stepping aside costs nothing
     assert max(served) < 8 * PASS_SECONDS  # the wait it allowed (3 passes), with slack for load
 
@@ -74,3 +74,10 @@ async def test_without_max_wait_every_lookup_waits_its_turn() -> None:
     cache = busy_cache(max_wait=0.0)
     results = await asyncio.gather(*(cache.embed(f"q {i}") for i in range(6)))
     assert all(vector is not None and not busy for vector, busy in results)
+
+
+async def test_an_idle_embedder_never_steps_aside_however_slow_its_last_pass() -> None:
+    cache = busy_cache(max_wait=0.001)
+    cache.embedder.batcher.seconds_per_text = 5.0  # type: ignore[attr-defined]
+    vector, busy = await cache.embed("the first question after a cold start")
+    assert vector is not None and not busy  # nothing queued ahead: no wait to avoid
