@@ -79,9 +79,7 @@ Plan = tuple[tuple[str, dict[str, float], str, str], ...]  # (key, limits, scope
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan_for(
-    scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month: str
-) -> Plan:
+def _plan_for(scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month: str) -> Plan:
     """Each budget's counter key and limits for today: built once per key and day, not
     per request (the limits dict is shared and must not be changed)."""
     ids = {"day": day, "month": month}
