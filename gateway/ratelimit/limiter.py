@@ -180,9 +180,7 @@ class Limiter:
         try:
             (refused_at, answered), granted = await primary.acquire_leasing(asked, wanted, extras)
         except (PoolExhausted, MaxConnectionsError):
-            raise LimiterBusy(
-                "The gateway is overloaded; try again shortly.", headers={"retry-after": "1"}
-            ) from None
+            raise overloaded() from None
         except Exception as exc:  # StorageError, connection refused, timeouts
             self._failed(epoch, exc)
             return None
@@ -329,9 +327,7 @@ class Limiter:
             try:
                 return self.primary, await getattr(self.primary, method)(*args)
             except (PoolExhausted, MaxConnectionsError):
-                raise LimiterBusy(
-                    "The gateway is overloaded; try again shortly.", headers={"retry-after": "1"}
-                ) from None
+                raise overloaded() from None
             except Exception as exc:  # StorageError, connection refused, timeouts
                 self._failed(epoch, exc)
         else:
@@ -375,3 +371,10 @@ class Limiter:
         if self.own_health:
             await self.redis_health.aclose()
         await self.primary.aclose()
+
+
+def overloaded() -> LimiterBusy:
+    """Every pooled Redis connection stayed busy past its timeout: 503, try again."""
+    return LimiterBusy(
+        "The gateway is overloaded; try again shortly.", headers={"retry-after": "1"}
+    )

@@ -20,7 +20,10 @@ Returns {refused rule (1-based) or 0, per rule the extra granted, then per repor
 
 from __future__ import annotations
 
-ACQUIRE_ALL = """
+from gateway.state.leases import ACTIVE_INSTANCES_LUA
+
+ACQUIRE_ALL = (
+    """
 local function shift(prev, cur, expiry)
     local ttl = tonumber(redis.call('pttl', cur))
     if ttl > 0 and ttl < expiry then
@@ -37,20 +40,9 @@ local function counts(prev, cur)
     return pc, pt, cc, ct
 end
 
-local instances = nil
-local function active_instances()
-    if instances == nil then
-        local clock = redis.call('time')
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-        local window = tonumber(ARGV[2])
-        redis.call('zadd', KEYS[1], now, ARGV[1])
-        redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
-        redis.call('pexpire', KEYS[1], window)
-        instances = tonumber(redis.call('zcard', KEYS[1]))
-    end
-    return instances
-end
-
+"""
+    + ACTIVE_INSTANCES_LUA
+    + """
 local n = (#KEYS - 1) / 2
 local refused = 0
 local took = {}
@@ -70,7 +62,7 @@ for i = 1, n do
         break
     end
     granted[i] = 0
-    if extra > 0 and limit - used - amount >= (active_instances() + 1) * extra then
+    if extra > 0 and limit - used - amount >= (active_instances(ARGV[1], ARGV[2]) + 1) * extra then
         granted[i] = extra
     end
     local take = amount + granted[i]
@@ -102,3 +94,4 @@ for i = 1, n do
 end
 return out
 """
+)

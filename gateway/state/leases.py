@@ -41,6 +41,26 @@ INSTANCE_SECONDS = 10  # an instance that asked for no lease for this long is no
 RETURN_MARGIN_SECONDS = 0.1  # a lease is given back only this long before its window ends
 
 
+# Lua, shared by the scripts that grant leases (gateway/ratelimit/scripts.py,
+# gateway/state/reserve_script.py): the instances that asked for a lease in the last
+# `window` ms, this one included, from a sorted set of instance id -> last ask (KEYS[1]).
+ACTIVE_INSTANCES_LUA = """
+local instances = nil
+local function active_instances(id, window_text)
+    if instances == nil then
+        local clock = redis.call('time')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local window = tonumber(window_text)
+        redis.call('zadd', KEYS[1], now, id)
+        redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+        redis.call('pexpire', KEYS[1], window)
+        instances = tonumber(redis.call('zcard', KEYS[1]))
+    end
+    return instances
+end
+"""
+
+
 def lease_multiple(
     amounts: Mapping[str, float], limits: Mapping[str, float], fraction: float
 ) -> int:

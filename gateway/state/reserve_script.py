@@ -19,22 +19,14 @@ Returns {0, then per hash 1 if its extra was granted, else 0} when reserved, els
 
 from __future__ import annotations
 
-RESERVE = """
-local ttl = tonumber(ARGV[1])
-local instances = nil
-local function active_instances()
-    if instances == nil then
-        local clock = redis.call('time')
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-        local window = tonumber(ARGV[3])
-        redis.call('zadd', KEYS[1], now, ARGV[2])
-        redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
-        redis.call('pexpire', KEYS[1], window)
-        instances = tonumber(redis.call('zcard', KEYS[1]))
-    end
-    return instances
-end
+from gateway.state.leases import ACTIVE_INSTANCES_LUA
 
+RESERVE = (
+    """
+local ttl = tonumber(ARGV[1])
+"""
+    + ACTIVE_INSTANCES_LUA
+    + """
 local plan = {}
 local leased = {}
 local cursor = 4
@@ -60,8 +52,11 @@ for i = 2, #KEYS do
             if used >= cap or used + amount > cap then
                 return {i - 1}
             end
-            if extra > 0 and used + amount + (active_instances() + 1) * extra > cap then
-                lease = false
+            if extra > 0 then
+                local active = active_instances(ARGV[2], ARGV[3])
+                if used + amount + (active + 1) * extra > cap then
+                    lease = false
+                end
             end
         end
         fields[#fields + 1] = {name, text, amount, extra_text, extra}
@@ -85,6 +80,7 @@ for i = 2, #KEYS do
 end
 return out
 """
+)
 
 # Increments of several counter hashes in one call (settlements, releases): far less
 # client CPU than one HINCRBYFLOAT per field in a pipeline. ARGV: ttl ms (0: none), then
