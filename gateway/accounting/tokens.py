@@ -8,9 +8,11 @@ streams; providers report the real usage afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +104,30 @@ def _load(name: str, path: Path) -> Encoder:
     )
 
 
+# Agents send the same long system prompt and tool list with every call: texts this long
+# are counted once and remembered by a digest (hashing is ~20x cheaper than BPE per byte,
+# and keeps no prompt in memory); shorter ones cost less to count than to look up.
+RECOUNT_CHARS = 512
+COUNTED_TEXTS = 4096
+_counts: OrderedDict[bytes, int] = OrderedDict()
+_counts_lock = threading.Lock()  # counting may also run in worker threads
+
+
+def _counted(text: str) -> int:
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    with _counts_lock:
+        found = _counts.get(key)
+        if found is not None:
+            _counts.move_to_end(key)
+            return found
+    count = len(encoder().encode_ordinary(text))
+    with _counts_lock:
+        _counts[key] = count
+        if len(_counts) > COUNTED_TEXTS:
+            _counts.popitem(last=False)
+    return count
+
+
 def count_text(text: str) -> int:
     return TokenCounter().text(text)
 
@@ -142,7 +168,9 @@ class TokenCounter:
             return 0
         if len(text) <= self.left:
             self.left -= len(text)
-            return len(encoder().encode_ordinary(text))
+            if len(text) < RECOUNT_CHARS:
+                return len(encoder().encode_ordinary(text))
+            return _counted(text)
         self.left = 0
         return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 

@@ -102,3 +102,18 @@ def test_the_tokenizer_is_warmed_only_where_requests_are_counted() -> None:
     assert uses_tokens(load_config_text(limited))
     keyed = plain + "auth: {keys: [{id: k, hash: 'sha256:" + "0" * 64 + "'}]}\n"
     assert uses_tokens(load_config_text(keyed))
+
+
+def test_long_texts_are_counted_once_and_remembered_by_digest() -> None:
+    """An agent's system prompt comes with every call: counted once, then looked up."""
+    from gateway.accounting import tokens
+
+    system = "You are a coding agent; read and edit files with the tools. " * 40
+    fresh = len(tokens.encoder().encode_ordinary(system))
+    assert tokens.count_text(system) == fresh
+    key_count = len(tokens._counts)
+    assert tokens.count_text(system) == fresh and len(tokens._counts) == key_count
+    assert all(len(key) == 16 for key in tokens._counts)  # digests, not prompts
+    for i in range(tokens.COUNTED_TEXTS + 10):  # bounded
+        tokens._counted(f"{i} " + "x" * tokens.RECOUNT_CHARS)
+    assert len(tokens._counts) == tokens.COUNTED_TEXTS
