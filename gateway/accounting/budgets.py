@@ -76,6 +76,7 @@ class Reservation:
 
 
 Plan = tuple[tuple[str, dict[str, float], str, str], ...]  # (key, limits, scope, period)
+Scopes = list[tuple[str, str, BudgetConfig]]  # (scope, name, budget): the key's, its team's
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,7 +96,7 @@ def _plan_for(scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month
     return tuple(plan)
 
 
-def _plan(scopes: list[tuple[str, str, BudgetConfig]], day: str, month: str) -> Plan:
+def _plan(scopes: Scopes, day: str, month: str) -> Plan:
     return _plan_for(tuple(scopes), day, month)
 
 
@@ -104,7 +105,7 @@ class SpendStore:
         self.state = state
         self.teams = teams or TeamPolicies()
 
-    async def scopes(self, principal: Principal) -> list[tuple[str, str, BudgetConfig]]:
+    async def scopes(self, principal: Principal) -> Scopes:
         """(scope, name, budget) for the key and its team, each only if it has a budget."""
         out = []
         if not principal.budget.empty:
@@ -115,12 +116,16 @@ class SpendStore:
             out.append(("team", principal.team or "", team_budget))
         return out
 
-    async def reserve(self, principal: Principal, tokens: int, usd: float) -> Reservation:
+    async def reserve(
+        self, principal: Principal, tokens: int, usd: float, scopes: Scopes | None = None
+    ) -> Reservation:
         """Reserve `tokens` and `usd` under every budget of the key and its team, or
-        raise QuotaExceeded (nothing reserved). State errors propagate (fail open)."""
+        raise QuotaExceeded (nothing reserved). State errors propagate (fail open).
+        `scopes`: `self.scopes(principal)` when the caller has it already."""
         ids = period_ids()
         amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
-        plan = _plan(await self.scopes(principal), ids["day"], ids["month"])
+        scopes = await self.scopes(principal) if scopes is None else scopes
+        plan = _plan(scopes, ids["day"], ids["month"])
         holds = [Hold(key, amounts, limits) for key, limits, _, _ in plan]
         named = [(scope, period) for _, _, scope, period in plan]
         refused = await self.state.reserve(holds, ttl=RETENTION_SECONDS)

@@ -20,6 +20,7 @@ from gateway.accounting.budgets import (
     PERIODS,
     RETENTION_SECONDS,
     Reservation,
+    Scopes,
     SpendStore,
     period_ids,
     spend_key,
@@ -54,13 +55,16 @@ class LedgerSpendStore(SpendStore):
         self.db = db
         self._down_until = 0.0
 
-    async def reserve(self, principal: Principal, tokens: int, usd: float) -> Reservation:
+    async def reserve(
+        self, principal: Principal, tokens: int, usd: float, scopes: Scopes | None = None
+    ) -> Reservation:
         """SpendStore.reserve, after rebuilding the totals Redis lost (one read when none)."""
-        await self.restore(principal)
-        return await super().reserve(principal, tokens, usd)
+        scopes = await self.scopes(principal) if scopes is None else scopes
+        await self.restore(principal, scopes)
+        return await super().reserve(principal, tokens, usd, scopes)
 
-    async def restore(self, principal: Principal) -> None:
-        scopes = await self.scopes(principal)
+    async def restore(self, principal: Principal, scopes: Scopes | None = None) -> None:
+        scopes = await self.scopes(principal) if scopes is None else scopes
         if not scopes or time.monotonic() < self._down_until:
             return
         now = datetime.now(UTC)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from gateway.accounting.budget_cost import max_request_cost
-from gateway.accounting.budgets import Reservation, SpendStore
+from gateway.accounting.budgets import Reservation, Scopes, SpendStore
 from gateway.accounting.caps import effective_caps, planned_output
 from gateway.accounting.pricing import PriceBook
 from gateway.accounting.tokens import count_prompt_tokens
@@ -55,8 +55,9 @@ class Caps:
         if ctx.endpoint != "embeddings":
             self.apply_max_tokens(ctx, caps)
         reservation = None
-        if await self.spend.scopes(ctx.principal):
-            reservation = await self.reserve_budget(ctx, caps)
+        scopes = await self.spend.scopes(ctx.principal)
+        if scopes:
+            reservation = await self.reserve_budget(ctx, caps, scopes)
         try:
             reply = await call_next(ctx)
         except BaseException:
@@ -136,7 +137,9 @@ class Caps:
                 param=request.output_bound_field(),
             )
 
-    async def reserve_budget(self, ctx: RequestContext, caps: CapsConfig) -> Reservation | None:
+    async def reserve_budget(
+        self, ctx: RequestContext, caps: CapsConfig, scopes: Scopes
+    ) -> Reservation | None:
         """Reserve the request's maximum cost under its budgets (gateway/accounting/budgets.py)."""
         if not ctx.prompt_tokens_estimate:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
@@ -151,7 +154,7 @@ class Caps:
             request.choices(),
         )
         try:
-            return await self.spend.reserve(ctx.principal, tokens, usd)
+            return await self.spend.reserve(ctx.principal, tokens, usd, scopes)
         except QuotaExceeded as err:
             self.metrics.budget_refusals.labels(err.param or "key").inc()
             raise
