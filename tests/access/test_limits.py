@@ -71,16 +71,16 @@ def test_token_reservation_settles_to_real_usage(
     estimate = count_prompt_tokens(body, "chat") + 100
     first = httpx.post(url, json=body, headers=AUTH)
     assert int(first.headers["x-ratelimit-remaining-tokens"]) == 10000 - estimate
-    time.sleep(0.1)
+    time.sleep(0.3)  # settlements go out in batches every 20 ms: ample, even under load
     second = httpx.post(url, json=body, headers=AUTH)  # the first settled to its usage, 11
     assert int(second.headers["x-ratelimit-remaining-tokens"]) == 10000 - 11 - estimate
-    time.sleep(0.1)
+    time.sleep(0.3)
 
     # A stream cut after one chunk settles with the relay's estimate: prompt + chars/4.
     upstream.reset(cut_after=1)
     with httpx.stream("POST", url, json={**body, "stream": True}, headers=AUTH) as cut:
         cut.read()
-    time.sleep(0.2)
+    time.sleep(0.4)
     third = httpx.post(url, json=body, headers=AUTH)
     cut_usage = count_prompt_tokens(body, "chat") + 2  # "part0 " is 6 chars
     expected = 10000 - 11 - 11 - cut_usage - estimate
