@@ -8,7 +8,7 @@ upstream). Plain and production runs alternate (ABAB...) so load on the machine 
 alike; the access log goes to stderr (send it to /dev/null). `--profile` prints the
 production shape's top functions by own time (cProfile) after the figures.
 
-    .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] \
+    .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] [--ablate] \
         2>/dev/null
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import os
@@ -36,8 +37,24 @@ BODY = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": 
 MOCK = {"mock": {"kind": "mock", "mock": {"chunks": 2}}}
 
 
-def config_text(production: bool, redis_url: str) -> str:
+# --ablate: the production shape built up one part at a time, each measured beside plain.
+LAYERS = {
+    "observe": ("logging", "metrics"),
+    "key": ("logging", "metrics", "auth", "state"),
+    "limits": ("logging", "metrics", "auth", "state", "limits"),
+    "production": ("logging", "metrics", "auth", "state", "limits", "budgets"),
+}
+
+
+def config_text(production: bool, redis_url: str, layers: tuple[str, ...] | None = None) -> str:
     config = production_config(1, 1, redis_url) if production else {"logging": {"level": "warning"}}
+    if production and layers is not None:
+        full = config
+        config = {k: full[k] for k in ("logging", "metrics", "auth", "state", "limits") if k in layers}
+        if "auth" in config and "budgets" not in layers:
+            config["auth"] = {
+                "keys": [{k: v for k, v in key.items() if k != "budget"} for key in full["auth"]["keys"]]
+            }
     config["providers"] = MOCK
     config["models"] = {"bench": {"deployments": [{"provider": "mock", "model": "bench-model"}]}}
     return yaml.safe_dump(config)
@@ -54,14 +71,21 @@ async def cpu_per_request(app: Any, headers: list[tuple[bytes, bytes]], requests
     return (time.process_time() - start) / requests * 1e6
 
 
-async def main(requests: int, rounds: int, profile: bool, redis_url: str) -> None:
+async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate: bool) -> None:
     plain = create_app(load_config_text(config_text(False, redis_url)))
     production = create_app(load_config_text(config_text(True, redis_url)))
     key = [(b"authorization", f"Bearer {PRODUCTION_KEY}".encode())]
-    shapes = {"plain": (plain, []), "production": (production, key)}
+    shapes = {"plain": (plain, [])}
+    if ablate:
+        for name, layers in LAYERS.items():
+            if name != "production":
+                app = create_app(load_config_text(config_text(True, redis_url, layers)))
+                shapes[name] = (app, key if "auth" in layers else [])
+    shapes["production"] = (production, key)
     figures: dict[str, list[float]] = {name: [] for name in shapes}
-    lifespans = plain.router.lifespan_context(plain), production.router.lifespan_context(production)
-    async with lifespans[0], lifespans[1]:
+    async with contextlib.AsyncExitStack() as stack:
+        for app, _ in shapes.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
         for app, headers in shapes.values():  # warm up
             await cpu_per_request(app, headers, 300)
         for _ in range(rounds):
@@ -78,6 +102,10 @@ async def main(requests: int, rounds: int, profile: bool, redis_url: str) -> Non
     for name, value in median.items():
         runs = ", ".join(f"{v:.0f}" for v in figures[name])
         print(f"  {name:11} {value:7.1f} us, least {least[name]:.1f}   (runs: {runs})")
+    if ablate:
+        names = list(shapes)
+        for before, after in zip(names, names[1:]):
+            print(f"  {after} adds {median[after] - median[before]:6.1f} us over {before} (median)")
     for how, figure in (("median", median), ("least", least)):
         added = figure["production"] - figure["plain"]
         ratio = figure["production"] / figure["plain"]
@@ -93,8 +121,9 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--ablate", action="store_true", help="add the parts one at a time")
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
     )
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.rounds, args.profile, args.redis_url))
+    asyncio.run(main(args.requests, args.rounds, args.profile, args.redis_url, args.ablate))
