@@ -8,8 +8,8 @@ upstream). Plain and production runs alternate (ABAB...) so load on the machine 
 alike; the access log goes to stderr (send it to /dev/null). `--profile` prints the
 production shape's top functions by own time (cProfile) after the figures.
 
-    .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] [--ablate] \
-        2>/dev/null
+    .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] \
+        [--ablate] 2>/dev/null
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import cProfile
 import gc
+import itertools
 import os
 import pstats
 import statistics
@@ -50,11 +51,12 @@ def config_text(production: bool, redis_url: str, layers: tuple[str, ...] | None
     config = production_config(1, 1, redis_url) if production else {"logging": {"level": "warning"}}
     if production and layers is not None:
         full = config
-        config = {k: full[k] for k in ("logging", "metrics", "auth", "state", "limits") if k in layers}
+        parts = ("logging", "metrics", "auth", "state", "limits")
+        config = {k: full[k] for k in parts if k in layers}
         if "auth" in config and "budgets" not in layers:
-            config["auth"] = {
-                "keys": [{k: v for k, v in key.items() if k != "budget"} for key in full["auth"]["keys"]]
-            }
+            keys = full["auth"]["keys"]
+            unbudgeted = [{k: v for k, v in key.items() if k != "budget"} for key in keys]
+            config["auth"] = {"keys": unbudgeted}
     config["providers"] = MOCK
     config["models"] = {"bench": {"deployments": [{"provider": "mock", "model": "bench-model"}]}}
     return yaml.safe_dump(config)
@@ -104,7 +106,7 @@ async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate
         print(f"  {name:11} {value:7.1f} us, least {least[name]:.1f}   (runs: {runs})")
     if ablate:
         names = list(shapes)
-        for before, after in zip(names, names[1:]):
+        for before, after in itertools.pairwise(names):
             print(f"  {after} adds {median[after] - median[before]:6.1f} us over {before} (median)")
     for how, figure in (("median", median), ("least", least)):
         added = figure["production"] - figure["plain"]

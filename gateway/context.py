@@ -41,11 +41,16 @@ class RequestContext:
     # upstream wait it has open (`upstream_wait`) so the provider call is cut at once.
     client_gone: bool = False
     upstream_wait: asyncio.Timeout | None = None
+    _request: CanonicalRequest | None = field(default=None, repr=False)
 
     @property
     def request(self) -> CanonicalRequest:
-        """The canonical reading of `body` (a fresh view: stages may replace the body)."""
-        return CanonicalRequest(self.endpoint, self.body)
+        """The canonical reading of `body`: a new view whenever a stage replaced the body
+        (bodies are replaced, never changed in place, once the pipeline has them)."""
+        view = self._request
+        if view is None or view.body is not self.body or view.endpoint != self.endpoint:
+            view = self._request = CanonicalRequest(self.endpoint, self.body)
+        return view
 
     @property
     def stream(self) -> bool:

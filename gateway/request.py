@@ -22,7 +22,7 @@ and cost estimates use `output bound x choices`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.formats import Endpoint
@@ -68,12 +68,19 @@ def _positive_int(value: Any) -> int | None:
     return None
 
 
+UNREAD = -1  # a memo slot not filled yet
+
+
 @dataclass(frozen=True, slots=True)
 class CanonicalRequest:
-    """A read-only view of one canonical body (cheap: build one whenever needed)."""
+    """A read-only view of one canonical body (cheap: build one whenever needed). The
+    body must not change while the view is in use: its output bound and choices are read
+    once (several stages ask for them on every request)."""
 
     endpoint: Endpoint
     body: Mapping[str, Any]
+    _bound: int | None = field(default=UNREAD, init=False, compare=False, repr=False)
+    _choices: int = field(default=UNREAD, init=False, compare=False, repr=False)
 
     @property
     def messages(self) -> list[Any]:
@@ -106,9 +113,13 @@ class CanonicalRequest:
 
     def output_bound(self) -> int | None:
         """The most tokens one choice may produce, as the request asks; None if unbounded."""
-        bounds = [_positive_int(self.body.get(name)) for name in OUTPUT_BOUND_FIELDS]
-        present = [b for b in bounds if b is not None]
-        return max(present) if present else None
+        bound = self._bound
+        if bound == UNREAD:
+            bounds = [_positive_int(self.body.get(name)) for name in OUTPUT_BOUND_FIELDS]
+            present = [b for b in bounds if b is not None]
+            bound = max(present) if present else None
+            object.__setattr__(self, "_bound", bound)
+        return bound
 
     def output_bound_field(self) -> str:
         """The field that carries the bound (the larger one when both are set)."""
@@ -120,8 +131,12 @@ class CanonicalRequest:
 
     def choices(self) -> int:
         """How many completions the upstream generates for this request."""
-        counts = [_positive_int(self.body.get(f)) for f in CHOICE_FIELDS[self.endpoint]]
-        return max((c for c in counts if c is not None), default=1)
+        choices = self._choices
+        if choices == UNREAD:
+            counts = [_positive_int(self.body.get(f)) for f in CHOICE_FIELDS[self.endpoint]]
+            choices = max((c for c in counts if c is not None), default=1)
+            object.__setattr__(self, "_choices", choices)
+        return choices
 
     def with_output_bound(self, ceiling: int) -> dict[str, Any]:
         """The body with every output-bound field at most `ceiling` (the default field set

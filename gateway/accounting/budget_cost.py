@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.accounting.pricing import PriceBook
+from gateway.accounting.pricing import Price, PriceBook
 from gateway.config.schema import ModelConfig
 
 UNBOUNDED_OUTPUT = 4096  # output tokens reserved when neither request nor model bounds it
@@ -31,17 +31,35 @@ def max_output(prices: PriceBook, targets: list[tuple[str, str]]) -> int:
     return max(present) if present else UNBOUNDED_OUTPUT
 
 
-def max_request_cost(
-    prices: PriceBook,
-    models: Mapping[str, ModelConfig],
-    alias: str,
-    prompt_tokens: int,
-    output: int | None,
-    choices: int,
-) -> tuple[int, float]:
-    """(tokens, usd) the request may use at most. `output`: its planned output, bound x
-    choices (gateway/accounting/caps.py); None when unbounded."""
-    targets = deployments(models, alias)
-    completion = output if output is not None else max_output(prices, targets) * choices
-    usd = max(prices.cost(a, upstream, prompt_tokens, completion) for a, upstream in targets)
-    return prompt_tokens + completion, usd
+class MaxCost:
+    """A request's maximum cost, (tokens, usd), for one config. `output`: its planned
+    output, bound x choices (gateway/accounting/caps.py); None when unbounded. Each alias's
+    deployments, prices and default output are looked up once, not on every request (they
+    change only with the config, which builds a new one)."""
+
+    LIMIT = 4096  # aliases remembered; cleared when full
+
+    def __init__(self, prices: PriceBook, models: Mapping[str, ModelConfig]) -> None:
+        self.prices = prices
+        self.models = models
+        self._basis: dict[str, tuple[tuple[Price, ...], int]] = {}
+
+    def __call__(
+        self, alias: str, prompt_tokens: int, output: int | None, choices: int
+    ) -> tuple[int, float]:
+        basis = self._basis.get(alias)
+        if basis is None:
+            basis = self._learn(alias)
+        prices, default_output = basis
+        completion = output if output is not None else default_output * choices
+        usd = max(price.cost(prompt_tokens, completion) for price in prices)
+        return prompt_tokens + completion, usd
+
+    def _learn(self, alias: str) -> tuple[tuple[Price, ...], int]:
+        targets = deployments(self.models, alias)
+        prices = tuple(self.prices.price(a, upstream) for a, upstream in targets)
+        basis = (prices, max_output(self.prices, targets))
+        if len(self._basis) >= self.LIMIT:
+            self._basis.clear()
+        self._basis[alias] = basis
+        return basis

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,7 +76,8 @@ class Reservation:
     usd: float
 
 
-Plan = tuple[tuple[str, dict[str, float], str, str], ...]  # (key, limits, scope, period)
+# (key, limits, lease terms, scope, period) per budget counter
+Plan = tuple[tuple[str, dict[str, float], tuple[Hashable, ...], str, str], ...]
 Scopes = list[tuple[str, str, BudgetConfig]]  # (scope, name, budget): the key's, its team's
 
 
@@ -92,8 +94,19 @@ def _plan_for(scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month
                 "usd": getattr(budget, f"usd_per_{period}"),
             }
             present = {f: float(v) for f, v in limits.items() if v is not None}
-            plan.append((spend_key(scope, name, period, ids[period]), present, scope, period))
+            key = spend_key(scope, name, period, ids[period])
+            plan.append((key, present, Hold(key, {}, present).lease_terms(), scope, period))
     return tuple(plan)
+
+
+@functools.lru_cache(maxsize=4096)
+def _settle_keys(key_id: str, team: str | None, day: str, month: str) -> tuple[str, ...]:
+    """The spend counters a key's usage is recorded in today: its own and its team's."""
+    ids = {"day": day, "month": month}
+    names = [("key", key_id)] + ([("team", team)] if team else [])
+    return tuple(
+        spend_key(scope, name, period, ids[period]) for scope, name in names for period in PERIODS
+    )
 
 
 def _plan(scopes: Scopes, day: str, month: str) -> Plan:
@@ -126,11 +139,10 @@ class SpendStore:
         amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
         scopes = await self.scopes(principal) if scopes is None else scopes
         plan = _plan(scopes, ids["day"], ids["month"])
-        holds = [Hold(key, amounts, limits) for key, limits, _, _ in plan]
-        named = [(scope, period) for _, _, scope, period in plan]
+        holds = [Hold(key, amounts, limits, terms) for key, limits, terms, _, _ in plan]
         refused = await self.state.reserve(holds, ttl=RETENTION_SECONDS)
         if refused is not None:
-            scope, period = named[refused]
+            scope, period = plan[refused][3:]
             raise QuotaExceeded(
                 f"The {scope} has too little budget left this {period} for this request "
                 f"(its maximum cost: ${usd:.6f}, {tokens} tokens).",
@@ -144,15 +156,14 @@ class SpendStore:
         """Record the real usage (key and team, day and month) and release the
         reservation; queued and retried when the state cannot take it now."""
         ids = period_ids()
-        names = [("key", principal.key_id)]
-        if principal.team:
-            names.append(("team", principal.team))
+        keys = _settle_keys(principal.key_id, principal.team, ids["day"], ids["month"])
         amounts = {"tokens": float(tokens), "usd": usd, "requests": 1.0}
-        updates = {
-            spend_key(scope, name, period, ids[period]): dict(amounts)
-            for scope, name in names
-            for period in PERIODS
-        }
+        if reservation is not None and reservation.keys == keys:  # one dict, read by all
+            amounts["reserved_tokens"] = -reservation.tokens
+            amounts["reserved_usd"] = -reservation.usd
+            await self.state.debit(dict.fromkeys(keys, amounts), ttl=RETENTION_SECONDS)
+            return
+        updates = {key: dict(amounts) for key in keys}
         if reservation is not None:  # the period may have turned: release where reserved
             for key in reservation.keys:
                 fields = updates.setdefault(key, {})

@@ -13,11 +13,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("gateway")
 
 PRICE_FILE = "model_prices_and_context_window_backup.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,10 @@ class PriceBook:
         self.overrides = dict(overrides or {})
         self._table: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        # Answers by (alias, upstream model): looked up on every request, they never change
+        # for a book (a new config builds a new book). Bounded: names can come from clients.
+        self._prices: dict[tuple[str, str], Price] = {}
+        self._max_outputs: dict[tuple[str, str], int | None] = {}
 
     def with_overrides(self, overrides: Mapping[str, Price]) -> PriceBook:
         """A book with other overrides that shares this one's price map (read once)."""
@@ -47,6 +52,13 @@ class PriceBook:
         return book
 
     def price(self, alias: str, upstream_model: str = "") -> Price:
+        key = (alias, upstream_model)
+        found = self._prices.get(key)
+        if found is None:
+            found = _remember(self._prices, key, self._price(alias, upstream_model))
+        return found
+
+    def _price(self, alias: str, upstream_model: str) -> Price:
         for name in (alias, upstream_model):
             if name in self.overrides:
                 return self.overrides[name]
@@ -62,6 +74,12 @@ class PriceBook:
 
     def max_output(self, alias: str, upstream_model: str = "") -> int | None:
         """The model's maximum output tokens from the price map, when it says."""
+        key = (alias, upstream_model)
+        if key in self._max_outputs:
+            return self._max_outputs[key]
+        return _remember(self._max_outputs, key, self._max_output(alias, upstream_model))
+
+    def _max_output(self, alias: str, upstream_model: str) -> int | None:
         table = self.table()
         for name in _candidates(upstream_model) + _candidates(alias):
             entry = table.get(name)
@@ -80,6 +98,16 @@ class PriceBook:
                 if self._table is None:
                     self._table = load_price_map()
         return self._table
+
+
+MEMO_LIMIT = 4096  # answers kept per book; cleared when full
+
+
+def _remember(memo: dict[tuple[str, str], T], key: tuple[str, str], value: T) -> T:
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def load_price_map() -> dict[str, Any]:

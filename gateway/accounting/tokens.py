@@ -111,6 +111,21 @@ RECOUNT_CHARS = 512
 COUNTED_TEXTS = 4096
 _counts: OrderedDict[bytes, int] = OrderedDict()
 _counts_lock = threading.Lock()  # counting may also run in worker threads
+# Words every request repeats (roles, names, "auto"): remembered as they are, up to
+# SHORT_TEXTS of them (a dict lookup instead of a call into the BPE).
+SHORT_CHARS = 16
+SHORT_TEXTS = 4096
+_short_counts: dict[str, int] = {}
+
+
+def _short_count(text: str) -> int:
+    count = _short_counts.get(text)
+    if count is None:
+        count = len(encoder().encode_ordinary(text))
+        if len(_short_counts) >= SHORT_TEXTS:
+            _short_counts.clear()
+        _short_counts[text] = count
+    return count
 
 
 def _counted(text: str) -> int:
@@ -168,6 +183,8 @@ class TokenCounter:
             return 0
         if len(text) <= self.left:
             self.left -= len(text)
+            if len(text) <= SHORT_CHARS:
+                return _short_count(text)
             if len(text) < RECOUNT_CHARS:
                 return len(encoder().encode_ordinary(text))
             return _counted(text)

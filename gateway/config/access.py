@@ -62,8 +62,13 @@ class BudgetConfig(Section):
     usd_per_month: float | None = Field(None, ge=0)
 
     @property
-    def empty(self) -> bool:  # on every request with a key: no model_dump
-        return all(getattr(self, name) is None for name in BudgetConfig.model_fields)
+    def empty(self) -> bool:  # on every request with a key: the fields read directly
+        return (
+            self.tokens_per_day is None
+            and self.tokens_per_month is None
+            and self.usd_per_day is None
+            and self.usd_per_month is None
+        )
 
 
 class KeyPolicy(Section):

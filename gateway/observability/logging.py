@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -91,12 +92,16 @@ class AccessLog:
     `StreamHandler` with a `JSONFormatter` (how `gateway serve` sets logging up) and no
     logger or handler on the way filters, the line is formatted by that same formatter
     (`JSONFormatter.line`: the same keys, the same redaction) and written to the stream
-    under the handler's lock. Any other set-up (pytest's caplog, a handler of one's own)
-    gets a real record through `logging`, as before.
+    under the handler's lock, with the other lines of the same event-loop turn (one write
+    for them all). Any other set-up (pytest's caplog, a handler of one's own) gets a real
+    record through `logging`, as before.
     """
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        # Lines of this loop turn, per handler: written together at the turn's end (one
+        # write system call for the requests a turn completes, not one per request).
+        self._pending: dict[logging.StreamHandler, list[str]] = {}  # type: ignore[type-arg]
 
     def info(self, message: str, fields: dict[str, Any]) -> None:
         logger = self.logger
@@ -110,12 +115,34 @@ class AccessLog:
         for handler in handlers:
             formatter: JSONFormatter = handler.formatter  # type: ignore[assignment]
             line = formatter.line(created, "INFO", logger.name, message, fields)
-            with handler.lock or contextlib.nullcontext():
-                try:
-                    handler.stream.write(line + handler.terminator)
-                    handler.flush()
-                except Exception:  # as StreamHandler.emit: reported, never raised
-                    handler.handleError(logging.makeLogRecord({"msg": line}))
+            self._write(handler, line + handler.terminator)
+
+    def _write(self, handler: logging.StreamHandler, text: str) -> None:  # type: ignore[type-arg]
+        pending = self._pending.get(handler)
+        if pending is not None:
+            pending.append(text)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: at once
+            _emit(handler, text)
+            return
+        self._pending[handler] = [text]
+        loop.call_soon(self._flush, handler)
+
+    def _flush(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+        _emit(handler, "".join(self._pending.pop(handler, ())))
+
+
+def _emit(handler: logging.StreamHandler, text: str) -> None:  # type: ignore[type-arg]
+    """As StreamHandler.emit writes a formatted line: under its lock, flushed; a failure
+    is reported the logging way, never raised."""
+    with handler.lock or contextlib.nullcontext():
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except Exception:
+            handler.handleError(logging.makeLogRecord({"msg": text}))
 
 
 def _plain_json_handlers(logger: logging.Logger, level: int) -> list[logging.StreamHandler] | None:  # type: ignore[type-arg]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
-from gateway.accounting.budget_cost import max_request_cost
+from gateway.accounting.budget_cost import MaxCost
 from gateway.accounting.budgets import Reservation, Scopes, SpendStore
 from gateway.accounting.caps import effective_caps, planned_output
 from gateway.accounting.pricing import PriceBook
@@ -31,6 +32,7 @@ from gateway.types import Next, Reply
 
 log = logging.getLogger("gateway")
 CLAMP_HEADER = "x-gateway-max-tokens-clamped"
+COST_SERIES_CACHED = 4096
 
 
 class Caps:
@@ -47,6 +49,8 @@ class Caps:
         self.spend = spend
         self.prices = prices
         self.metrics = metrics
+        self.max_cost = MaxCost(prices, models)
+        self._cost_series: dict[str, Any] = {}  # alias -> its cost counter (labels() once)
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
         caps = effective_caps(self.section, ctx.target_alias, ctx.principal.caps)
@@ -145,13 +149,8 @@ class Caps:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         request = ctx.request
         output = 0 if ctx.endpoint == "embeddings" else planned_output(request, caps)
-        tokens, usd = max_request_cost(
-            self.prices,
-            self.models,
-            ctx.target_alias,
-            ctx.prompt_tokens_estimate,
-            output,
-            request.choices(),
+        tokens, usd = self.max_cost(
+            ctx.target_alias, ctx.prompt_tokens_estimate, output, request.choices()
         )
         try:
             return await self.spend.reserve(ctx.principal, tokens, usd, scopes)
@@ -163,6 +162,14 @@ class Caps:
                 self.metrics.redis_errors.labels("budget").inc()
             log.warning("budget not reserved: state backend unreachable")
             return None
+
+    def cost_series(self, alias: str) -> Any:
+        series = self._cost_series.get(alias)
+        if series is None:
+            if len(self._cost_series) >= COST_SERIES_CACHED:
+                self._cost_series.clear()
+            series = self._cost_series[alias] = self.metrics.cost_usd.labels(alias)
+        return series
 
     async def debit(
         self, ctx: RequestContext, reply: Reply, reservation: Reservation | None
@@ -177,7 +184,7 @@ class Caps:
         upstream = ctx.deployment.split("/", 1)[-1]
         usd = self.prices.cost(ctx.target_alias, upstream, prompt, completion)
         if usd:
-            self.metrics.cost_usd.labels(ctx.alias).inc(usd)
+            self.cost_series(ctx.alias).inc(usd)
         if ctx.principal is ANONYMOUS:
             return
         await self.spend.settle(ctx.principal, reservation, prompt + completion, usd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from gateway.accounting.caps import effective_caps, planned_output
 from gateway.accounting.tokens import count_prompt_tokens
 from gateway.accounting.usage_bounds import sane_tokens
+from gateway.auth.principal import Principal
 from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
 from gateway.ratelimit.headers import ratelimit_headers, refusal
@@ -19,29 +20,44 @@ from gateway.ratelimit.limiter import Charge, Decision, Limiter, Rule
 from gateway.ratelimit.rules import request_rules
 from gateway.types import Next, Reply
 
+PLANS_CACHED = 4096
+
 
 class RateLimit:
     def __init__(self, config: LimitsConfig, caps: CapsSection, limiter: Limiter) -> None:
         self.config = config
         self.caps = caps
         self.limiter = limiter
+        # (id(principal), alias) -> (principal, its rules, whether any counts tokens): a
+        # request's rules, built once per key and model, not per request. The entry keeps
+        # the principal alive, so its id is not reused while it is there.
+        self._plans: dict[tuple[int, str], tuple[Principal, list[Rule], bool]] = {}
 
-    def rules(self, ctx: RequestContext) -> list[Rule]:
-        return request_rules(self.config, ctx)
+    def plan(self, ctx: RequestContext) -> tuple[list[Rule], bool]:
+        principal = ctx.principal
+        key = (id(principal), ctx.target_alias or ctx.alias)
+        found = self._plans.get(key)
+        if found is None or found[0] is not principal:
+            rules = request_rules(self.config, ctx)
+            found = (principal, rules, any(r.kind == "tokens" for r in rules))
+            if len(self._plans) >= PLANS_CACHED:
+                self._plans.clear()
+            self._plans[key] = found
+        return found[1], found[2]
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
-        rules = self.rules(ctx)
+        rules, counts_tokens = self.plan(ctx)
         if not rules:
             return await call_next(ctx)
-        estimate = self.estimate(ctx) if any(r.kind == "tokens" for r in rules) else 0
+        estimate = self.estimate(ctx) if counts_tokens else 0
         charges = [(r, 1 if r.kind == "requests" else estimate) for r in rules]
         decision = await self.limiter.acquire(charges, self.config.on_backend_error)
         ctx.response_headers.update(ratelimit_headers(decision.windows))
         if not decision.allowed:
             raise refusal(decision)
-        token_charges = [c for c in charges if c[0].kind == "tokens"]
-        if not token_charges:
+        if not counts_tokens:
             return await call_next(ctx)
+        token_charges = [c for c in charges if c[0].kind == "tokens"]
         try:
             reply = await call_next(ctx)
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable
@@ -25,19 +26,27 @@ def refusal(decision: Decision) -> RateLimited:
     )
 
 
+HEADER_NAMES = {  # (limit, remaining, reset) per kind
+    kind: tuple(f"x-ratelimit-{name}-{kind}" for name in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+
+
 def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
     tightest: dict[str, Window] = {}
     for window in windows:
         kind: str = window.rule.kind
-        if kind not in tightest or window.remaining < tightest[kind].remaining:
+        best = tightest.get(kind)
+        if best is None or window.remaining < best.remaining:
             tightest[kind] = window
     now = time.time()
     headers = {}
     for kind, window in tightest.items():
-        headers[f"x-ratelimit-limit-{kind}"] = str(window.rule.item.amount)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(window.remaining)
-        headers[f"x-ratelimit-reset-{kind}"] = duration(window_reset_in(window, now))
+        limit, remaining, reset = HEADER_NAMES[kind]
+        headers[limit] = str(window.rule.item.amount)
+        headers[remaining] = str(window.remaining)
+        headers[reset] = duration(window_reset_in(window, now))
     return headers
 
 
@@ -47,13 +56,17 @@ def window_reset_in(window: Window, now: float) -> float:
     read: both backends align periods to multiples of their length since the epoch."""
     if window.remaining >= window.rule.item.amount:
         return 0.0
-    period = window.rule.item.get_expiry()
+    period = window.rule.period
     return period - now % period
 
 
 def duration(seconds: float) -> str:
     """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`."""
-    total = max(0, math.ceil(seconds))
+    return _duration(max(0, math.ceil(seconds)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration(total: int) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

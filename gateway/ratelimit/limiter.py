@@ -126,25 +126,22 @@ class Limiter:
         """Rules whose lease holds their cost are decided here; the others in one Redis
         call that may grant each a new lease (gateway/state/leases.py). None when that
         call failed (Redis is then marked down: the caller decides without it)."""
-        needs: dict[str, int] = {}
+        needs: dict[Hashable, int] = {}
         for rule, cost in charges:
             needs[rule.key] = needs.get(rule.key, 0) + cost
         held = self._held(needs)
         if len(held) < len(needs) and await self.leases.wait_for_refills(needs.keys() - held):
             held = self._held(needs)  # a concurrent call may have leased what was missing
+        # Taken now, with no await since `_held`: a lease may end at the next await.
+        low = self.leases.spend_each(held, needs, "n", time.monotonic())
         report = reported(charges)
         windows: list[Window | None] = [None] * len(charges)
-        low: list[Lease] = []
-        now = time.monotonic()
-        for key, lease in held.items():  # taken now: a lease may end at the next await
-            self.leases.spend(lease, {"n": needs[key]}, now)
-            lease.remaining -= needs[key]
-            if lease.running_low() and not self.leases.refilling_now(key):
-                low.append(lease)
-        for i, (rule, _) in enumerate(charges):
-            local = held.get(rule.key)
-            if local is not None and report[i]:
-                windows[i] = Window(rule, max(0, int(local.remaining)), time.time())
+        if held:
+            wall = time.time()
+            for i, (rule, _) in enumerate(charges):
+                local = held.get(rule.key)
+                if local is not None and report[i]:
+                    windows[i] = Window(rule, max(0, int(local.remaining)), wall)
         if low:
             self._refill(low)
         remote = [i for i, (rule, _) in enumerate(charges) if rule.key not in held]
@@ -232,11 +229,9 @@ class Limiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _held(self, needs: dict[str, int]) -> dict[str, Lease]:
+    def _held(self, needs: dict[Hashable, int]) -> dict[Hashable, Lease]:
         """The live leases that hold what each rule needs."""
-        now = time.monotonic()
-        found = {key: self.leases.covers(key, {"n": n}, now) for key, n in needs.items()}
-        return {key: lease for key, lease in found.items() if lease is not None}
+        return self.leases.covering(needs, "n", time.monotonic())
 
     def _lease_size(self, rule: Rule, cost: int) -> int:
         """Units to ask for on top of `cost`: a lease of a high limit, else 0."""

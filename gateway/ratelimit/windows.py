@@ -26,9 +26,11 @@ class Rule:
     item: RateLimitItem
     identity: str  # key id, user, ip …: part of the storage key, never a metric label
     key: str = field(init=False, compare=False, repr=False)  # the storage key, built once
+    period: int = field(init=False, compare=False, repr=False)  # seconds per window
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", self.item.key_for(self.scope, self.kind, self.identity))
+        object.__setattr__(self, "period", self.item.get_expiry())
 
 
 @dataclass(frozen=True, slots=True)

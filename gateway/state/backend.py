@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,6 +20,12 @@ class Hold:
     key: str
     amounts: dict[str, float]
     limits: dict[str, float] = field(default_factory=dict)  # a field left out: no limit
+    terms: tuple[Hashable, ...] = ()  # `lease_terms()`, when the caller has it already
+
+    def lease_terms(self) -> tuple[Hashable, ...]:
+        """The counter and the limits it is held under: a lease serves only holds of the
+        same terms (gateway/state/leases.py)."""
+        return self.terms or (self.key, tuple(self.limits.items()))
 
 
 class StateBackend(Protocol):

@@ -31,7 +31,7 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +84,20 @@ class Lease:
     remaining: float = 0.0  # a limit's room as last read, for response headers
     subject: Any = None  # what the holder needs to refill it or give it back
     size: dict[str, float] = field(default_factory=dict)  # the last grant
+    low_marks: dict[str, float] = field(default_factory=dict)  # half the last grant
+
+    def resize(self, amounts: Mapping[str, float]) -> None:
+        self.size = dict(amounts)
+        self.low_marks = {name: amount / 2 for name, amount in amounts.items()}
 
     def running_low(self) -> bool:
         """Under half of the last grant left: time to ask for more, before it runs out
         (a refill in the background; requests meanwhile go on spending what is left)."""
         left = self.left
-        return any(left[name] < amount / 2 for name, amount in self.size.items())
+        for name, mark in self.low_marks.items():  # noqa: SIM110 (no generator per call)
+            if left[name] < mark:
+                return True
+        return False
 
 
 class LeaseBook:
@@ -119,6 +127,68 @@ class LeaseBook:
             if left.get(name, 0.0) < amount:
                 return None
         return lease
+
+    def covering(
+        self, needs: Mapping[Hashable, float], name: str, now: float
+    ) -> dict[Hashable, Lease]:
+        """Of one-field leases (`name`), those live and holding what `needs` asks of each
+        key: `covers` for every key of a request in one call."""
+        leases = self.leases
+        found: dict[Hashable, Lease] = {}
+        for key, amount in needs.items():
+            lease = leases.get(key)
+            if lease is not None and lease.expires_at > now and lease.left.get(name, 0.0) >= amount:
+                found[key] = lease
+        return found
+
+    def take_all(
+        self, keys: Sequence[Hashable], amounts: Mapping[str, float], now: float
+    ) -> list[tuple[Hashable, Lease]] | None:
+        """Take the same `amounts` from the live lease of every key when each holds them,
+        else take nothing and answer None: `covers` and `spend` for a request whose holds
+        all ask the same (a key's and its team's budgets), in one call. The leases now
+        running low with no refill in flight."""
+        leases = self.leases
+        held: list[Lease] = []
+        for key in keys:
+            lease = leases.get(key)
+            if lease is None or lease.expires_at <= now:
+                return None
+            left = lease.left
+            for name, amount in amounts.items():
+                if left.get(name, 0.0) < amount:
+                    return None
+            held.append(lease)
+        low: list[tuple[Hashable, Lease]] = []
+        until = now + self.seconds
+        for key, lease in zip(keys, held, strict=True):
+            left = lease.left
+            for name, amount in amounts.items():
+                left[name] -= amount
+            lease.expires_at = until if until < lease.return_until else lease.return_until
+            if lease.running_low() and key not in self._refills:
+                low.append((key, lease))
+        return low
+
+    def spend_each(
+        self, held: Mapping[Hashable, Lease], needs: Mapping[Hashable, float], name: str, now: float
+    ) -> list[Lease]:
+        """`spend` on each held one-field lease what `needs` asks of its key (as `covering`
+        returned them, with no await between); those now running low with no refill in
+        flight."""
+        low: list[Lease] = []
+        seconds = self.seconds
+        refills = self._refills
+        for key, lease in held.items():
+            amount = needs[key]
+            left = lease.left[name] - amount
+            lease.left[name] = left
+            lease.remaining -= amount
+            until = now + seconds
+            lease.expires_at = until if until < lease.return_until else lease.return_until
+            if left < lease.low_marks.get(name, 0.0) and key not in refills:
+                low.append(lease)
+        return low
 
     async def wait_for_refills(self, keys: Iterable[Hashable]) -> bool:
         """Wait for the Redis calls in flight that may lease `keys`, when every key has
@@ -156,7 +226,8 @@ class LeaseBook:
         use lives on: it ends `seconds` after its last use (or with its counter's period)."""
         for name, amount in amounts.items():
             lease.left[name] -= amount
-        lease.expires_at = min(now + self.seconds, lease.return_until)
+        until = now + self.seconds
+        lease.expires_at = until if until < lease.return_until else lease.return_until
 
     def refund(self, key: Hashable, lease: Lease, amounts: Mapping[str, float]) -> None:
         """Put back what a refused request took from `lease`, if it is still held (one
@@ -185,12 +256,13 @@ class LeaseBook:
         if lease is not None and lease.expires_at > now and _same_period(lease, return_until):
             for name, amount in amounts.items():  # a top-up of the same period's lease
                 lease.left[name] = lease.left.get(name, 0.0) + amount
-            lease.expires_at, lease.remaining, lease.size = expires_at, remaining, dict(amounts)
+            lease.expires_at, lease.remaining = expires_at, remaining
+            lease.resize(amounts)
             return
         previous = self.leases.pop(key, None)
-        self.leases[key] = Lease(
-            dict(amounts), expires_at, return_until, remaining, subject, dict(amounts)
-        )
+        lease = Lease(dict(amounts), expires_at, return_until, remaining, subject)
+        lease.resize(amounts)
+        self.leases[key] = lease
         self._arm()
         self._hand_back(self._returnable(previous, now))
 

@@ -212,7 +212,14 @@ class RedisState:
     async def _reserve_leasing(self, holds: list[Hold], ttl_ms: int) -> int | None:
         """Holds whose lease covers their amounts are reserved here; the others in one
         script call that may grant each a lease (gateway/state/leases.py)."""
-        terms = [(h.key, tuple(h.limits.items())) for h in holds]
+        terms = [h.lease_terms() for h in holds]
+        amounts = holds[0].amounts if holds else {}
+        if all(h.amounts is amounts for h in holds):  # one budget's request: one call
+            low_leases = self.leases.take_all(terms, amounts, time.monotonic())
+            if low_leases is not None:
+                if low_leases:
+                    self._refill(low_leases, ttl_ms)
+                return None
         held = self._held(holds, terms)
         missing = [t for t, lease in zip(terms, held, strict=True) if lease is None]
         if missing and await self.leases.wait_for_refills(missing):
@@ -240,7 +247,7 @@ class RedisState:
         return refused
 
     async def _reserve_in_redis(
-        self, holds: list[Hold], terms: list[tuple[Any, ...]], asked: list[int], ttl_ms: int
+        self, holds: list[Hold], terms: list[tuple[Hashable, ...]], asked: list[int], ttl_ms: int
     ) -> int | None:
         """The `asked` holds in one call, each asking for a lease where no other call
         does: the index of the hold refused, else None."""
@@ -289,7 +296,7 @@ class RedisState:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _held(self, holds: list[Hold], terms: list[tuple[Any, ...]]) -> list[Lease | None]:
+    def _held(self, holds: list[Hold], terms: list[tuple[Hashable, ...]]) -> list[Lease | None]:
         now = time.monotonic()
         return [self.leases.covers(t, h.amounts, now) for t, h in zip(terms, holds, strict=True)]
 

@@ -63,6 +63,40 @@ async def test_a_lease_serves_what_it_holds_then_gives_back_the_rest() -> None:
     assert returned == [{"n": 14.0}] and len(book) == 0
 
 
+async def test_take_all_takes_from_every_lease_or_from_none() -> None:
+    book = LeaseBook(5.0, lambda leases: None)
+    for key in ("day", "month"):
+        book.grant(key, {"usd": 1.0, "tokens": 100.0})
+    now = time.monotonic()
+    assert book.take_all(["day", "month"], {"usd": 0.3, "tokens": 10.0}, now) == []
+    assert book.take_all(["day", "month", "other"], {"usd": 0.1}, now) is None  # not held
+    assert book.take_all(["day", "month"], {"usd": 0.8}, now) is None  # holds 0.7 each
+    assert [book.leases[k].left for k in ("day", "month")] == [{"usd": 0.7, "tokens": 90.0}] * 2
+    low = book.take_all(["day", "month"], {"usd": 0.3, "tokens": 1.0}, now)
+    assert low is not None and [key for key, _ in low] == ["day", "month"]  # under half
+    book.claim(["day"])  # a refill in flight: not reported again
+    low = book.take_all(["day", "month"], {"usd": 0.1}, now)
+    assert low is not None and [key for key, _ in low] == ["month"]
+    book.unclaim(["day"])
+    book.close()
+
+
+async def test_one_field_leases_are_covered_and_spent_per_key() -> None:
+    book = LeaseBook(5.0, lambda leases: None)
+    book.grant("a", {"n": 10.0}, remaining=100.0)
+    book.grant("b", {"n": 4.0}, remaining=50.0)
+    now = time.monotonic()
+    held = book.covering({"a": 3, "b": 5}, "n", now)
+    assert list(held) == ["a"]  # b holds 4
+    low = book.spend_each(held, {"a": 3, "b": 5}, "n", now)
+    assert book.leases["a"].left == {"n": 7.0} and book.leases["a"].remaining == 97.0
+    assert low == []
+    assert book.spend_each(book.covering({"a": 3}, "n", now), {"a": 3}, "n", now) == [
+        book.leases["a"]
+    ]  # 4 left of 10: running low
+    book.close()
+
+
 async def test_a_lease_past_its_counter_period_is_not_given_back() -> None:
     returned: list[object] = []
     book = LeaseBook(5.0, returned.extend)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config, load_config_text
+from gateway.config.access import BudgetConfig
 
 GOOD = """
 providers:
@@ -84,3 +85,9 @@ def test_shipped_example_configs_stay_valid(path: Path) -> None:
     env = {"OPENAI_API_KEY": "k1", "ANTHROPIC_API_KEY": "k2", "GATEWAY_ADMIN_KEY": "k3"}
     config = load_config_text(path.read_text(), env={**env, "TEAM_KEY": "k4"})
     assert config.models
+
+
+@pytest.mark.parametrize("field", sorted(BudgetConfig.model_fields))
+def test_a_budget_with_any_one_field_is_not_empty(field: str) -> None:
+    assert BudgetConfig().empty
+    assert not BudgetConfig(**{field: 1}).empty

@@ -4,6 +4,7 @@ filter other than the plain JSON stream handler is on the way."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -74,3 +75,45 @@ def test_other_handlers_get_a_real_record(
         AccessLog(logging.getLogger("gateway.access")).info("request", CLEAN)
     assert [r.__dict__["model"] for r in caplog.records] == ["bench"]
     assert without_ts(root_stream.getvalue())["model"] == "bench"  # and the stream its line
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_the_lines_of_one_loop_turn_leave_in_one_write_in_order() -> None:
+    counting = CountingStream()
+    handler = logging.StreamHandler(counting)
+    handler.setFormatter(JSONFormatter(Redactor([SECRET])))
+    logger = logging.getLogger("test.access.turns")  # its own handler, as serve sets up
+    logger.handlers[:], logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    access = AccessLog(logger)
+    for i in range(5):
+        access.info("request", {**CLEAN, "request_id": f"r{i}"})
+    assert counting.getvalue() == ""  # kept until the turn ends
+    await asyncio.sleep(0)
+    lines = counting.getvalue().splitlines()
+    assert [orjson.loads(line)["request_id"] for line in lines] == [f"r{i}" for i in range(5)]
+    assert counting.writes == 1
+    access.info("request", {**CLEAN, "request_id": "next"})
+    await asyncio.sleep(0)
+    assert counting.writes == 2  # a later turn: its own write
+    assert orjson.loads(counting.getvalue().splitlines()[-1])["request_id"] == "next"
+
+
+def test_without_a_running_loop_a_line_is_written_at_once() -> None:
+    counting = CountingStream()
+    handler = logging.StreamHandler(counting)
+    handler.setFormatter(JSONFormatter())
+    logger = logging.getLogger("test.access.sync")
+    logger.handlers[:], logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    AccessLog(logger).info("request", CLEAN)
+    assert orjson.loads(counting.getvalue())["request_id"] == "abc"
