@@ -1,4 +1,4 @@
-"""Two source trees' gateways side by side: the plain shape, alternating rounds.
+"""Two source trees' gateways side by side, alternating rounds (plain or production shape).
 
 Both gateways run at once on CPU 0 (one mock upstream and wrk on CPU 1), each from its
 own tree (`--a`, `--b`: checkouts of this repository, e.g. main and a worktree), and
@@ -6,7 +6,11 @@ wrk loads them in turn, round after round, so a busy machine slows both alike. E
 figure is the median over rounds; `gw CPU us/req` is the gateway process's CPU time per
 request from /proc, the steadiest figure when other programs share the cores.
 
-    python benchmarks/bench_ab.py --a /path/to/main --b . [--rounds 4] [--seconds 4]
+    python benchmarks/bench_ab.py --a /path/to/main --b . [--rounds 4] [--seconds 4] \
+        [--shape plain|production]
+
+`--shape production`: both gateways in benchmarks/profiles.py's production shape (a key,
+limits and budgets in Redis, metrics, the access log), each with its own key prefix.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from common import (
     write_config,
     write_wrk_script,
 )
+from profiles import PRODUCTION_KEY, production_config
 
 CHAT_BODY = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -41,6 +46,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", default="1,64")
+    parser.add_argument("--shape", choices=("plain", "production"), default="plain")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
@@ -52,12 +61,18 @@ def main() -> None:
         gateways = {}
         for name, tree in trees.items():
             port = free_port()
-            config = write_config(gateway_config(mock_port, port), tmp / f"{name}.yaml")
+            shape = (
+                production_config(mock_port, port, args.redis_url)
+                if args.shape == "production"
+                else gateway_config(mock_port, port)
+            )
+            config = write_config(shape, tmp / f"{name}.yaml")
             gateways[name] = processes.start(  # `python -m gateway` imports its cwd's tree
                 f"gateway-{name}", gateway_argv(config, port), port, cpu=0, cwd=tree
             )
             wait_for_health(gateways[name])
-        script = write_wrk_script(tmp / "chat.lua", CHAT_BODY)
+        key = {"Authorization": f"Bearer {PRODUCTION_KEY}"} if args.shape == "production" else {}
+        script = write_wrk_script(tmp / "chat.lua", CHAT_BODY, key)
         for _ in range(args.rounds):
             for conns in connections:
                 for name, gateway in gateways.items():
@@ -80,7 +95,7 @@ def main() -> None:
             )
         (ra, pa, ca), (rb, pb, cb) = medians["A"], medians["B"]
         rows.append([conns, "B vs A", f"x{rb / ra:.2f}", f"{pb - pa:+.3f}", f"x{cb / ca:.2f}"])
-    print(f"load average: {os.getloadavg()}")
+    print(f"{args.shape} shape; load average: {os.getloadavg()}")
     print(format_table(["conns", "gateway", "RPS", "p50 ms", "gw CPU us/req"], rows))
 
 

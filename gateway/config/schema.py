@@ -86,7 +86,7 @@ class StateConfig(Section):
         ge=0,
         le=0.1,
         description="Of each shared limit and budget, the slice one instance may hold and "
-        "spend without a Redis round trip (a lease; at most 100 requests' worth, only when "
+        "spend without a Redis round trip (a lease; at most 500 requests' worth, only when "
         "that is at least 2). Never lets a limit be passed: leased room is counted in "
         "Redis when granted, and none is granted near a limit. 0: every decision in Redis.",
     )

@@ -58,11 +58,11 @@ class JSONFormatter(logging.Formatter):
         """One JSON log line: the record's own keys, then each field (opaque object reprs
         left out), then the traceback; redacted field by field unless the line is clean."""
         head = {"ts": self._timestamp(created), "level": level.lower(), "logger": logger}
-        kept = {k: v for k, v in fields.items() if type(v) in _PLAIN_TYPES or not _opaque(v)}
         redact = self.redactor
-        if exc is None and redact.plain(message, kept):
-            text = orjson.dumps({**head, "msg": message, **kept}).decode()
+        if exc is None and redact.plain(message, fields):  # strings and scalars: none opaque
+            text = orjson.dumps({**head, "msg": message, **fields}).decode()
         else:
+            kept = {k: v for k, v in fields.items() if type(v) in _PLAIN_TYPES or not _opaque(v)}
             entry = {**head, "msg": redact.text(message)}
             entry.update((key, redact.value(value, key)) for key, value in kept.items())
             if exc is not None:

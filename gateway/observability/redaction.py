@@ -23,6 +23,8 @@ MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 # configured secret) has nothing to mask.
 MARKERS = ("bearer ", "sk-", "rk-", "pk-", "gw-", "key-", "api_key=", "api-key=")
 _SCALARS = (bool, int, float, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)  # exactly these: a set lookup before the isinstance
+SAFE_NAMES = 1024  # field names known not to be secret ones, remembered
 
 
 class Redactor:
@@ -32,6 +34,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.pattern = PATTERNS
         self.secrets: tuple[str, ...] = ()
+        self._safe_names: set[str] = set()
         self.set_secrets(secrets)
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
@@ -47,18 +50,31 @@ class Redactor:
         the strings holding a configured secret or a marker. A few substring checks on the
         joined strings instead of a regex pass per field (~15 us an access-log line)."""
         strings = [message]
+        safe = self._safe_names
         for key, value in fields.items():
-            if isinstance(value, str):
+            kind = type(value)
+            if kind is str:
                 strings.append(value)
-            elif not isinstance(value, _SCALARS):
-                return False  # nested or other values: field by field
-            if key.lower() in SECRET_FIELDS:
-                return False
+            elif kind not in _SCALAR_TYPES:
+                if isinstance(value, str):
+                    strings.append(value)
+                elif not isinstance(value, _SCALARS):
+                    return False  # nested or other values: field by field
+            if key not in safe:  # field names repeat: each is looked at once
+                if key.lower() in SECRET_FIELDS:
+                    return False
+                if len(safe) >= SAFE_NAMES:
+                    safe.clear()
+                safe.add(key)
         text = "\n".join(strings)
-        if any(secret in text for secret in self.secrets):
-            return False
+        for secret in self.secrets:
+            if secret in text:
+                return False
         lowered = text.lower()
-        return not any(marker in lowered for marker in MARKERS)
+        for marker in MARKERS:  # noqa: SIM110 (a loop: no generator per line)
+            if marker in lowered:
+                return False
+        return True
 
     def text(self, value: str) -> str:
         return self.pattern.sub(MASK, value)

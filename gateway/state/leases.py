@@ -35,7 +35,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_REQUESTS = 100  # a lease serves at most this many requests like the one that asked
+MAX_REQUESTS = 500  # a lease serves at most this many requests like the one that asked
 MIN_REQUESTS = 2  # smaller than this: not worth holding, decide in Redis
 INSTANCE_SECONDS = 10  # an instance that asked for no lease for this long is not counted
 RETURN_MARGIN_SECONDS = 0.1  # a lease is given back only this long before its window ends

@@ -31,7 +31,7 @@ RULE = Rule("key", "requests", parse(f"{LIMIT}/minute"), "k")
     ("amounts", "limits", "fraction", "multiple"),
     [
         ({"n": 1}, {"n": 1000}, 0.01, 10),
-        ({"n": 1}, {"n": 100_000_000}, 0.01, MAX_REQUESTS),  # at most 100 requests' worth
+        ({"n": 1}, {"n": 100_000_000}, 0.01, MAX_REQUESTS),  # at most MAX_REQUESTS requests' worth
         ({"n": 1}, {"n": 199}, 0.01, 0),  # under 2 requests' worth: decided in Redis
         ({"n": 1}, {"n": 1000}, 0.0, 0),  # leases off
         ({"usd": 0.01, "tokens": 100}, {"usd": 10.0}, 0.01, 10),  # limited fields only
