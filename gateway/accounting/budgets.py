@@ -158,10 +158,11 @@ class SpendStore:
         ids = period_ids()
         keys = _settle_keys(principal.key_id, principal.team, ids["day"], ids["month"])
         amounts = {"tokens": float(tokens), "usd": usd, "requests": 1.0}
-        if reservation is not None and reservation.keys == keys:  # one dict, read by all
-            amounts["reserved_tokens"] = -reservation.tokens
-            amounts["reserved_usd"] = -reservation.usd
-            await self.state.debit(dict.fromkeys(keys, amounts), ttl=RETENTION_SECONDS)
+        if reservation is None or reservation.keys == keys:  # the same on every counter
+            if reservation is not None:
+                amounts["reserved_tokens"] = -reservation.tokens
+                amounts["reserved_usd"] = -reservation.usd
+            await self.state.debit_each(keys, amounts, ttl=RETENTION_SECONDS)
             return
         updates = {key: dict(amounts) for key in keys}
         if reservation is not None:  # the period may have turned: release where reserved

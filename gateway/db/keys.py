@@ -141,6 +141,11 @@ class KeyBackedState:
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
         await self.inner.debit(updates, ttl)
 
+    async def debit_each(
+        self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
+    ) -> None:
+        await self.inner.debit_each(keys, amounts, ttl)
+
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         return await self.inner.reserve(holds, ttl)
 

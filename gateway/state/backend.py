@@ -82,6 +82,12 @@ class StateBackend(Protocol):
         in the background (gateway/state/retry_queue.py), flushed on aclose."""
         ...
 
+    async def debit_each(
+        self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
+    ) -> None:
+        """`debit` of the same `amounts` on each of `keys` (a request's spend counters)."""
+        ...
+
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         """Add each hold's amounts to `reserved_<field>` when every field of every hold has
         room (`<field>` + `reserved_<field>` + amount <= limit), atomically; all or none.

@@ -96,6 +96,11 @@ class MemoryState:
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
         await self.hincr_many(updates, ttl)
 
+    async def debit_each(
+        self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
+    ) -> None:
+        await self.hincr_many(dict.fromkeys(keys, amounts), ttl)  # (read, never changed)
+
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         """As Redis's script does (no await between the check and the update)."""
         now = time.monotonic()

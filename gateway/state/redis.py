@@ -66,7 +66,9 @@ class RedisState:
         self.debits: RetryQueue[Debit] = RetryQueue(
             "spend", self._write_debits, metrics, self.health
         )
-        self.debit_batch = WriteBatch(self._write_debits, self.debits)
+        # debit_each's amounts, summed per group of counters until the batch leaves
+        self._each: dict[tuple[tuple[str, ...], float | None], dict[str, float]] = {}
+        self.debit_batch = WriteBatch(self._write_debits, self.debits, collect=self._spread)
         self._reserve = self.client.register_script(RESERVE)
         self._increment = self.client.register_script(INCREMENT)
         # Budget leases (gateway/state/leases.py); not on a Cluster (one call per slot).
@@ -184,6 +186,24 @@ class RedisState:
             add_into(pending[-1][0], updates)
         else:
             self.debit_batch.put(({k: dict(v) for k, v in updates.items()}, ttl))
+
+    async def debit_each(
+        self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
+    ) -> None:
+        """As `debit`, summed once per request rather than once per counter: a request's
+        spend counters (key and team, day and month) take the same amounts, so they are
+        summed per group and spread over the counters when the batch leaves."""
+        group = self._each.get((keys, ttl))
+        if group is None:
+            self._each[(keys, ttl)] = dict(amounts)
+            self.debit_batch.arm()
+            return
+        for field, amount in amounts.items():
+            group[field] = group.get(field, 0.0) + amount
+
+    def _spread(self) -> list[Debit]:
+        groups, self._each = self._each, {}
+        return [({key: dict(sums) for key in keys}, ttl) for (keys, ttl), sums in groups.items()]
 
     async def _write_debits(self, batch: list[Debit]) -> None:
         """Every queued debit in one call (summed per hash field)."""

@@ -34,10 +34,14 @@ class WriteBatch(Generic[T]):
         write: Callable[[list[T]], Awaitable[None]],
         retry: RetryQueue[T],
         delay: float = BATCH_SECONDS,
+        collect: Callable[[], list[T]] | None = None,
     ) -> None:
         self.write = write  # writes a whole batch, or raises and writes none of it
         self.retry = retry
         self.delay = delay
+        # Items their owner keeps (and sums) itself, added to each batch as it leaves; the
+        # owner calls `arm` when it starts keeping some.
+        self.collect = collect
         self.pending: list[T] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
@@ -47,6 +51,10 @@ class WriteBatch(Generic[T]):
 
     def put(self, item: T) -> None:
         self.pending.append(item)
+        self.arm()
+
+    def arm(self) -> None:
+        """Make sure a write is due within `delay`."""
         if self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.delay, self._start_write)
@@ -57,12 +65,17 @@ class WriteBatch(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        return self._drain()
+
+    def _drain(self) -> list[T]:
         batch, self.pending = self.pending, []
+        if self.collect is not None:
+            batch += self.collect()
         return batch
 
     def _start_write(self) -> None:
         self._timer = None
-        batch, self.pending = self.pending, []
+        batch = self._drain()
         if batch:
             task = asyncio.get_running_loop().create_task(self._write(batch))
             self._writes.add(task)
@@ -81,7 +94,7 @@ class WriteBatch(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self.pending = self.pending, []
+        batch = self._drain()
         if batch:
             await self._write(batch)
         with contextlib.suppress(Exception):

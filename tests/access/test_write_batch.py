@@ -136,6 +136,38 @@ async def test_settlements_reach_redis_without_another_request(state) -> None:  
     assert await state.hgetall_many(["spend:k"]) == [{"usd": 0.5, "requests": 2.0}]
 
 
+async def test_group_debits_are_summed_once_and_spread_when_written(state) -> None:  # type: ignore[no-untyped-def]
+    keys = ("spend:key:k:day:d", "spend:key:k:month:m", "spend:team:t:day:d")
+    for _ in range(3):
+        await state.debit_each(keys, {"usd": 0.25, "requests": 1.0}, ttl=60)
+    assert len(state._each) == 1  # one group, summed as the debits came
+    await until(lambda: not state._each and state.debit_batch._writes == set())
+    spent = await state.hgetall_many(list(keys))
+    assert spent == [{"usd": 0.75, "requests": 3.0}] * 3
+
+
+async def test_a_reservation_carries_the_pending_group_debits_too(state) -> None:  # type: ignore[no-untyped-def]
+    hold = [Hold("spend:k", {"usd": 1.0}, {"usd": 2.0})]
+    assert await state.reserve(hold, ttl=60) is None
+    await state.debit_each(("spend:k",), {"usd": 1.0, "reserved_usd": -1.0}, ttl=60)
+    assert await state.reserve(hold, ttl=60) is None  # 1 spent + 1 fits; nothing held twice
+    assert not state._each
+    assert await state.hgetall_many(["spend:k"]) == [{"usd": 1.0, "reserved_usd": 1.0}]
+
+
+async def test_group_debits_pending_at_shutdown_are_written(redis_url: str) -> None:
+    prefix = unique_prefix()
+    backend = RedisState(redis_url, prefix, Metrics())
+    await backend.debit_each(("spend:a", "spend:b"), {"usd": 0.5}, ttl=60)
+    await backend.aclose()
+    reader = RedisState(redis_url, prefix, Metrics())
+    try:
+        assert await reader.hgetall_many(["spend:a", "spend:b"]) == [{"usd": 0.5}] * 2
+    finally:
+        await reader.aclose()
+        drop_prefix(redis_url, prefix)
+
+
 class BrokenClient:
     """A client whose every pipeline fails as a refused connection would."""
 
