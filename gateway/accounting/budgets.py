@@ -67,7 +67,8 @@ def spend_key(scope: str, name: str, period: str, period_id: str) -> str:
     return f"spend:{scope}:{name}:{period}:{period_id}"
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only, not frozen: built per request, and frozen ones cost 3x to build.
+@dataclass(slots=True)
 class Reservation:
     """What was reserved, on which counters: settlement gives exactly this back."""
 

@@ -33,7 +33,8 @@ class Rule:
         object.__setattr__(self, "period", self.item.get_expiry())
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only, not frozen: built per request, and frozen ones cost 3x to build.
+@dataclass(slots=True)
 class Window:
     rule: Rule
     remaining: int
@@ -41,7 +42,8 @@ class Window:
     period_left: float | None = None  # seconds until the current count period ends (Redis)
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only, not frozen: built per request, and frozen ones cost 3x to build.
+@dataclass(slots=True)
 class Decision:
     refused: Rule | None
     windows: list[Window]

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from gateway.state.health import RedisHealth
 
 
-@dataclass(frozen=True, slots=True)
+# Read-only, not frozen: built per request, and frozen ones cost 3x to build.
+@dataclass(slots=True)
 class Hold:
     """Room to reserve in one counter hash: per field, an amount and an optional limit."""
 
