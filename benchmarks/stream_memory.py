@@ -132,6 +132,21 @@ def _short(filename: str) -> str:
     return filename
 
 
+async def peak_of_burst(client: subprocess.Popen[bytes], streams: int, idle_rss: int) -> None:
+    """The most traced memory (or RSS) above idle while the burst runs to its end."""
+    idle = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    peak_rss = idle_rss
+    while client.poll() is None:
+        peak_rss = max(peak_rss, own_rss())
+        await asyncio.sleep(0.02)
+    if tracemalloc.is_tracing():
+        peak = tracemalloc.get_traced_memory()[1]
+        print(f"peak traced above idle: {(peak - idle) / streams:,.0f} B/stream")
+    else:
+        print(f"peak RSS above idle: {(peak_rss - idle_rss) / streams / 1024:.1f} KB/stream")
+
+
 async def measure(args: argparse.Namespace, config: GatewayConfig, key: str | None) -> None:
     app = create_app(config)
     options = uvicorn_options(config)
@@ -142,7 +157,9 @@ async def measure(args: argparse.Namespace, config: GatewayConfig, key: str | No
     await until(lambda: server.started)
     runtime = app.state.runtime
     port = config.server.port
-    await asyncio.to_thread(subprocess.run, client_argv(port, 20, key), capture_output=True)
+    if args.warmup:
+        warmup = client_argv(port, args.warmup, key)
+        await asyncio.to_thread(subprocess.run, warmup, capture_output=True)
     settle_heap()
     gc.collect()
     idle_rss = own_rss()
@@ -151,6 +168,11 @@ async def measure(args: argparse.Namespace, config: GatewayConfig, key: str | No
         tracemalloc.start(args.frames)
     idle = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
     client = subprocess.Popen(client_argv(port, args.streams, key), stdout=subprocess.PIPE)
+    if args.peak:
+        await peak_of_burst(client, args.streams, idle_rss)
+        server.should_exit = True
+        await serving
+        return
     await until(
         lambda: runtime.in_flight.count >= args.streams,
         lambda: f"{runtime.in_flight.count} streams in flight, client {client.poll()}",
@@ -192,6 +214,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=50)
     parser.add_argument("--chunk-delay-ms", type=float, default=400.0)
     parser.add_argument("--hold", type=float, default=0.5, help="seconds after all opened")
+    parser.add_argument("--warmup", type=int, default=20, help="streams before idle is taken")
+    parser.add_argument("--peak", action="store_true", help="the burst's peak, to its end")
     parser.add_argument("--maps", action="store_true", help="RSS growth per mapping")
     parser.add_argument("--who", action="append", default=[], help="file:line to explain")
     parser.add_argument("--rss-only", action="store_true", help="no tracemalloc")
