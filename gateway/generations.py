@@ -35,6 +35,10 @@ class InFlight:
             self.count = 0
             self.idle.set()
 
+    async def left(self, done: Reply) -> None:
+        """A reply's completion callback (a bound method: less to hold than a closure)."""
+        self.leave()
+
     def track(self, handle: Next, stop_streams: asyncio.Event) -> Next:
         """Count each request until its reply closes; streams end at `stop_streams`."""
 
@@ -46,10 +50,7 @@ class InFlight:
                 self.leave()
                 raise
 
-            async def release(done: Reply) -> None:
-                self.leave()
-
-            reply.on_complete(release)
+            reply.on_complete(self.left)
             if reply.stream is not None:
                 reply.stream = EndOn(reply.stream, stop_streams)
             return reply

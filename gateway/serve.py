@@ -28,9 +28,22 @@ def serve(
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
-    common: dict[str, Any] = {
-        "host": host,
-        "port": port,
+    common = {"host": host, "port": port, **uvicorn_options(config)}
+    if workers > 1:
+        if config_path:
+            os.environ["GATEWAY_CONFIG"] = config_path
+        prepare_multiprocess_dir()  # before any worker imports prometheus_client
+        uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
+    else:
+        app = create_app(config, config_path=config_path)
+        settle_heap()
+        uvicorn.run(app, **common)
+    return 0
+
+
+def uvicorn_options(config: GatewayConfig) -> dict[str, Any]:
+    """How `gateway serve` runs uvicorn, but for the host, port and workers."""
+    return {
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": config.server.shutdown_grace_seconds,
@@ -42,16 +55,6 @@ def serve(
         # gateway's own configured trusted proxies (auth), never rewritten by uvicorn.
         "proxy_headers": False,
     }
-    if workers > 1:
-        if config_path:
-            os.environ["GATEWAY_CONFIG"] = config_path
-        prepare_multiprocess_dir()  # before any worker imports prometheus_client
-        uvicorn.run("gateway.serve:app_from_env", factory=True, workers=workers, **common)
-    else:
-        app = create_app(config, config_path=config_path)
-        settle_heap()
-        uvicorn.run(app, **common)
-    return 0
 
 
 def app_from_env():  # type: ignore[no-untyped-def]

@@ -56,7 +56,7 @@ CompletionCallback = Callable[["Reply"], Awaitable[None]]
 ChunkTap = Callable[[dict[str, Any]], None]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Reply:
     """A complete JSON reply (`body`) or a stream of SSE data payloads (`stream`).
 

@@ -28,6 +28,18 @@ class PrimedStream:
     by the next one.
     """
 
+    __slots__ = (
+        "_cut",
+        "_expired",
+        "_expires",
+        "_first",
+        "_reader",
+        "_reading",
+        "_rest",
+        "_seconds",
+        "_timer",
+    )
+
     def __init__(self, first: bytes | None, rest: Stream, expires: float, seconds: float) -> None:
         self._first = first
         self._rest = rest

@@ -64,16 +64,27 @@ class CompletionEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
-        request = Request(scope, receive)
-        ctx = new_context(request, self.endpoint, dry_run=self.dry_run)
         assert runtime.handle is not None and runtime.observe is not None
-        try:
-            raw = await read_body(request, runtime.config.server.max_body_bytes)
-            ctx.body = parse_body(raw, self.endpoint, runtime.config.caps.max_choices)
-        except GatewayError as err:
-            reply = runtime.observe.reject(ctx, err)
+        ctx, refused = await self.arrive(scope, receive)
+        if refused is not None:
+            reply = runtime.observe.reject(ctx, refused)
         else:
             ctx.alias = ctx.body["model"]
             async with watch_disconnect(receive, ctx):
                 reply = await runtime.handle(ctx)
         await ReplyResponse(reply, ctx)(scope, receive, send)
+
+    async def arrive(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[RequestContext, GatewayError | None]:
+        """The request's context, its body read and checked, or the error that refuses it.
+        A frame of its own: the raw body is not held while the reply streams."""
+        request = Request(scope, receive)
+        ctx = new_context(request, self.endpoint, dry_run=self.dry_run)
+        config = self.runtime.config
+        try:
+            raw = await read_body(request, config.server.max_body_bytes)
+            ctx.body = parse_body(raw, self.endpoint, config.caps.max_choices)
+        except GatewayError as err:
+            return ctx, err
+        return ctx, None

@@ -107,6 +107,7 @@ class OpenAIProvider:
                     if payload.startswith(b'{"error"'):
                         raise upstream_status_error(502, payload, secrets=self._secrets)
                     yield _scrub_bytes(payload, self._secrets)
+                chunk = payload = b""  # not held while the next read is awaited
             for payload in decoder.flush():
                 if payload == DONE:
                     finished = True

@@ -34,7 +34,9 @@ async def relay(reply: Reply, ctx: RequestContext) -> AsyncGenerator[bytes, None
                         continue  # the usage-only chunk we asked for; the client did not
                     chunk["usage"] = None
                     payload = orjson.dumps(chunk)
+                del chunk  # nothing of an event is held while the next one is awaited
                 yield encode_data(payload)
+                del payload
         yield DONE_EVENT
     except GatewayError as err:
         yield encode_json(err.to_body())
@@ -64,6 +66,7 @@ async def chunks(
             if ctx.first_byte is None:
                 ctx.first_byte = time.perf_counter()
             yield chunk, payload
+            del chunk, payload, usage  # not held while the next event is awaited
         reply.completed = True
     except GatewayError as err:
         reply.error = err

@@ -24,6 +24,28 @@ NO_BODY_STATUSES = (204, 304)
 
 
 class Connection(asyncio.Protocol):
+    __slots__ = (
+        "_expecting",
+        "_head",
+        "_informational",
+        "_last_read",
+        "_loop",
+        "_on_closed",
+        "_on_idle",
+        "_parser",
+        "_paused",
+        "_raw_headers",
+        "_read_timeout",
+        "_response",
+        "_timer",
+        "_transport",
+        "_until_close",
+        "closed",
+        "idle_since",
+        "received",
+        "reused",
+    )
+
     def __init__(
         self,
         read_timeout: float,
@@ -145,6 +167,7 @@ class Connection(asyncio.Protocol):
             self._informational = True
             return
         headers = _headers(self._raw_headers)
+        self._raw_headers.clear()  # kept as long as the connection otherwise
         response = Response(self, status, headers, self._parser.should_keep_alive())
         self._until_close = (
             "content-length" not in headers
