@@ -15,7 +15,7 @@ from gateway.dispatch.prices import price_book
 from gateway.generations import InFlight, leftovers, retire_when_idle, reuse_providers
 from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import build_tracing
-from gateway.pipeline.access import access_limiter, build_authenticator
+from gateway.pipeline.access import access_limiter, build_authenticator, prices_requests
 from gateway.pipeline.build import build_pipeline, compose
 from gateway.pipeline.dispatch import Dispatch
 from gateway.pipeline.observe import Observe
@@ -70,6 +70,9 @@ class Runtime:
         if tracing is not None:
             providers = tracing.providers(providers, config.providers)  # a span per attempt
         limiter = await access_limiter(config, self.metrics, state, previous)
+        prices = price_book(config, previous.prices if previous else None)
+        if prices_requests(config):  # read now, not by the first request it prices
+            await asyncio.to_thread(prices.table)
         return Services(
             metrics=self.metrics,
             providers=providers,
@@ -80,7 +83,7 @@ class Runtime:
             embedder=shared_embedder(config, previous.embedder if previous else None),
             cache=cache_backends(config.cache, state, previous.cache if previous else None),
             records=records,
-            prices=price_book(config, previous.prices if previous else None),
+            prices=prices,
         )
 
     def activate(self, config: GatewayConfig, services: Services) -> None:

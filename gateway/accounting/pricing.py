@@ -116,10 +116,25 @@ def load_price_map() -> dict[str, Any]:
         log.warning("litellm's price map is not installed; unpriced models cost 0")
         return {}
     try:
-        return dict(json.loads(path.read_text()))
+        return slim(json.loads(path.read_text()))
     except (OSError, ValueError):
         log.warning("could not read the price map %s", path, exc_info=True)
         return {}
+
+
+PRICE_FIELDS = ("input_cost_per_token", "output_cost_per_token", "max_output_tokens", "max_tokens")
+
+
+def slim(table: Any) -> dict[str, Any]:
+    """Of each model's entry, the fields a price book reads: the map's 3.5 MB of JSON,
+    some 30 fields a model, would otherwise stay in every process."""
+    if not isinstance(table, dict):
+        return {}
+    return {
+        name: {f: entry[f] for f in PRICE_FIELDS if f in entry}
+        for name, entry in table.items()
+        if isinstance(entry, dict)
+    }
 
 
 def bundled_price_file() -> Path | None:

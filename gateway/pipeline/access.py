@@ -84,9 +84,14 @@ def limit_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     return [RateLimit(config.limits, config.caps, limiter)]
 
 
+def prices_requests(config: GatewayConfig) -> bool:
+    """Whether requests are priced (the caps stage: keys' spend, budgets, model caps)."""
+    return config.auth.enabled or bool(config.caps.models)
+
+
 def caps_stages(config: GatewayConfig, services: Services) -> list[Stage]:
     """caps (after route): token ceilings, input limit, budgets and spend."""
-    if not (config.auth.enabled or config.caps.models):
+    if not prices_requests(config):
         return []
     records = services.records  # totals rebuilt from the ledger after Redis loses them
     teams = team_policies(config, records.teams if records else None)  # YAML, then database
