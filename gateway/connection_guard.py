@@ -236,6 +236,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        # The whole response is written: it leaves now, not at the end of the loop turn,
+        # which would wait for the app's work after its last send (settlement, metrics,
+        # the access log: about 0.1 ms a request in the production shape).
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()
         if self.phase is Phase.BUSY and not self.pipeline:
             self.phase = Phase.IDLE

@@ -5,11 +5,17 @@ A real loopback connection: the server side's transport is recorded, the client 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 
+from gateway.config.schema import ServerConfig
+from gateway.connection_guard import ConnectionLimits, GuardedHTTP
 from gateway.write_coalescing import CoalescingTransport
+from tests.servers import serve_in_thread
 
 
 class Recorded(CoalescingTransport):
@@ -94,3 +100,25 @@ async def test_nothing_is_written_once_the_connection_is_closing(
     await asyncio.sleep(0.01)
     assert transport.writes == []
     assert await reader.read() == b""
+
+
+async def _answer_then_work(scope: Any, receive: Any, send: Any) -> None:
+    """A complete response, then work after the last send (settlement, metrics, logs)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"done"})
+    time.sleep(WORK_SECONDS)  # the same task step: no await before it
+
+
+WORK_SECONDS = 0.6
+
+
+def test_a_complete_response_leaves_before_the_app_s_work_after_it() -> None:
+    limits = ConnectionLimits.from_config(ServerConfig())
+    with serve_in_thread(_answer_then_work, http=GuardedHTTP(limits)) as server:
+        started = time.monotonic()
+        answer = httpx.get(server.url, timeout=5)
+        waited = time.monotonic() - started
+    assert answer.text == "done"
+    assert waited < WORK_SECONDS / 2  # not kept until the end of the loop turn
