@@ -118,8 +118,11 @@ def main() -> None:
             wait_for_health(gateways[name])
         for name, gateway in gateways.items():
             memory[name] = peak_rss_kb_per_stream(gateway, args.streams, key)
-        for _ in range(args.rounds):
-            for name, gateway in gateways.items():
+        for round_number in range(args.rounds):
+            order = list(gateways.items())  # ABBA...: as bench_ab.py, no seat is favoured
+            if round_number % 2:
+                order.reverse()
+            for name, gateway in order:
                 samples[name].append(one_round(gateway, args, key))
     columns = ["cpu_stream", "cpu_event", "ttfb50", "ttfb99", "total50", "total99"]
     rows = []
