@@ -148,16 +148,11 @@ class LeaseBook:
         else take nothing and answer None: `covers` and `spend` for a request whose holds
         all ask the same (a key's and its team's budgets), in one call. The leases now
         running low with no refill in flight."""
-        leases = self.leases
         held: list[Lease] = []
         for key in keys:
-            lease = leases.get(key)
-            if lease is None or lease.expires_at <= now:
+            lease = self.covers(key, amounts, now)
+            if lease is None:
                 return None
-            left = lease.left
-            for name, amount in amounts.items():
-                if left.get(name, 0.0) < amount:
-                    return None
             held.append(lease)
         low: list[tuple[Hashable, Lease]] = []
         until = now + self.seconds
