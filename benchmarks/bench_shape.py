@@ -33,6 +33,7 @@ from profiles import PRODUCTION_KEY, production_config
 
 from gateway.app import create_app
 from gateway.config import load_config_text
+from gateway.observability.logging import configure_logging
 
 BODY = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "hello there"}]})
 MOCK = {"mock": {"kind": "mock", "mock": {"chunks": 2}}}
@@ -48,7 +49,8 @@ LAYERS = {
 
 
 def config_text(production: bool, redis_url: str, layers: tuple[str, ...] | None = None) -> str:
-    config = production_config(1, 1, redis_url) if production else {"logging": {"level": "warning"}}
+    plain = {"logging": {"level": "warning", "access_log": False}}  # as run.py's plain row
+    config = production_config(1, 1, redis_url) if production else plain
     if production and layers is not None:
         full = config
         parts = ("logging", "metrics", "auth", "state", "limits")
@@ -74,6 +76,7 @@ async def cpu_per_request(app: Any, headers: list[tuple[bytes, bytes]], requests
 
 
 async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate: bool) -> None:
+    configure_logging("info")  # as `gateway serve` does: access-log lines are formatted
     plain = create_app(load_config_text(config_text(False, redis_url)))
     production = create_app(load_config_text(config_text(True, redis_url)))
     key = [(b"authorization", f"Bearer {PRODUCTION_KEY}".encode())]
