@@ -179,8 +179,10 @@ class SpendStore:
         await self.state.debit({key: dict(released) for key in reservation.keys})
 
     async def usage(self, scope: str, name: str) -> dict[str, dict[str, float | str]]:
+        """Spend this day and month; this instance's batched debits included (written first)."""
         ids = period_ids()
         keys = [spend_key(scope, name, p, ids[p]) for p in PERIODS]
+        await self.state.write_pending()
         spent = await self.state.hgetall_many(keys)
         fields = ("tokens", "usd", "requests")
         return {

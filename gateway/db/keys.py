@@ -141,6 +141,9 @@ class KeyBackedState:
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
         await self.inner.debit(updates, ttl)
 
+    async def write_pending(self) -> None:
+        await self.inner.write_pending()
+
     async def debit_each(
         self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
     ) -> None:

@@ -89,6 +89,11 @@ class StateBackend(Protocol):
         """`debit` of the same `amounts` on each of `keys` (a request's spend counters)."""
         ...
 
+    async def write_pending(self) -> None:
+        """Write the debits this process is holding for its next batch now, so that a read
+        of spend on this instance sees them (other instances' arrive within their batch)."""
+        ...
+
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         """Add each hold's amounts to `reserved_<field>` when every field of every hold has
         room (`<field>` + `reserved_<field>` + amount <= limit), atomically; all or none.

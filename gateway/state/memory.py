@@ -96,6 +96,9 @@ class MemoryState:
     async def debit(self, updates: dict[str, dict[str, float]], ttl: float | None = None) -> None:
         await self.hincr_many(updates, ttl)
 
+    async def write_pending(self) -> None:
+        return None  # debits are written at once
+
     async def debit_each(
         self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
     ) -> None:

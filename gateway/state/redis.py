@@ -201,6 +201,9 @@ class RedisState:
         for field, amount in amounts.items():
             group[field] = group.get(field, 0.0) + amount
 
+    async def write_pending(self) -> None:
+        await self.debit_batch.flush()
+
     def _spread(self) -> list[Debit]:
         groups, self._each = self._each, {}
         return [({key: dict(sums) for key in keys}, ttl) for (keys, ttl), sums in groups.items()]

@@ -89,8 +89,8 @@ class WriteBatch(Generic[T]):
                 self.retry.put(item)
 
     async def flush(self) -> None:
-        """Shutdown: write what is pending now and wait for the writes in flight (a batch
-        that fails lands in the retry queue, flushed after this)."""
+        """Write what is pending now and wait for the writes in flight (shutdown, or a
+        reader that must see them); a batch that fails lands in the retry queue."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

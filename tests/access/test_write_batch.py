@@ -18,6 +18,7 @@ import asyncio
 import pytest
 from limits import parse
 
+from gateway.accounting.budgets import PERIODS, SpendStore, period_ids, spend_key
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.limiter import Limiter, Rule
 from gateway.state.backend import Hold
@@ -153,6 +154,14 @@ async def test_a_reservation_carries_the_pending_group_debits_too(state) -> None
     assert await state.reserve(hold, ttl=60) is None  # 1 spent + 1 fits; nothing held twice
     assert not state._each
     assert await state.hgetall_many(["spend:k"]) == [{"usd": 1.0, "reserved_usd": 1.0}]
+
+
+async def test_a_usage_read_sees_this_instance_s_pending_debits(state) -> None:  # type: ignore[no-untyped-def]
+    ids = period_ids()
+    keys = tuple(spend_key("key", "k", period, ids[period]) for period in PERIODS)
+    await state.debit_each(keys, {"usd": 0.5, "tokens": 10.0, "requests": 1.0}, ttl=60)
+    usage = await SpendStore(state).usage("key", "k")  # at once: no batch interval waited for
+    assert usage["day"]["usd"] == 0.5 and usage["month"]["requests"] == 1.0
 
 
 async def test_group_debits_pending_at_shutdown_are_written(redis_url: str) -> None:
