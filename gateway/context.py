@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth.principal import ANONYMOUS, Principal
+from gateway.dispatch.deadline import Deadline
 from gateway.formats import Endpoint, Ingress
 from gateway.request import CanonicalRequest
 
@@ -40,7 +40,7 @@ class RequestContext:
     # Set when the client disconnects before its reply is sent; dispatch then expires the
     # upstream wait it has open (`upstream_wait`) so the provider call is cut at once.
     client_gone: bool = False
-    upstream_wait: asyncio.Timeout | None = None
+    upstream_wait: Deadline | None = None
     _request: CanonicalRequest | None = field(default=None, repr=False)
 
     @property

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
-
 from gateway.accounting.usage_bounds import token_count
 from gateway.formats import Endpoint as Endpoint  # re-exported beside the core types
 from gateway.formats import Ingress as Ingress
+from gateway.shielding import run_shielded
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -101,19 +100,21 @@ class Reply:
         self._closed = True
         # Shielded: this runs in `finally` blocks of cancelled tasks (client disconnects),
         # and tokens must still be settled and upstream connections still released.
-        with anyio.CancelScope(shield=True):
-            if self.stream is not None:
-                try:
-                    await self.stream.aclose()
-                except Exception:  # a failing close must not skip the callbacks
-                    log.exception("closing upstream stream failed")
-            # Registration order: inner stages registered first and finish first, so the
-            # outermost (observe: access log, request span) sees everything settled.
-            for callback in self._callbacks:
-                try:
-                    await callback(self)
-                except Exception:
-                    log.exception("completion callback failed")
+        await run_shielded(self._finish())
+
+    async def _finish(self) -> None:
+        if self.stream is not None:
+            try:
+                await self.stream.aclose()
+            except Exception:  # a failing close must not skip the callbacks
+                log.exception("closing upstream stream failed")
+        # Registration order: inner stages registered first and finish first, so the
+        # outermost (observe: access log, request span) sees everything settled.
+        for callback in self._callbacks:
+            try:
+                await callback(self)
+            except Exception:
+                log.exception("completion callback failed")
 
 
 class Provider(Protocol):

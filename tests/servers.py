@@ -40,9 +40,13 @@ def serve_in_thread(app: ASGIApp, **options: object) -> Iterator[RunningServer]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, timeout_graceful_shutdown=2, **options
-    )
+    settings: dict[str, object] = {
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 2,
+        **options,
+    }
+    config = uvicorn.Config(app, **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any
 
-from gateway.lean_connection import Flag, FlowControl, Pipeline
+from gateway.lean_connection import Flag, FlowControl, Pipeline, on_disconnect
 
 
 async def test_flag_wakes_every_waiter_and_stays_set_until_cleared() -> None:
@@ -72,3 +72,10 @@ def test_pipeline_queues_as_uvicorns_deque_does() -> None:
         queue.appendleft("second")
     assert [pipeline.pop(), pipeline.pop()] == [deque.pop(), deque.pop()] == ["first", "second"]
     assert not pipeline
+
+
+def test_on_disconnect_needs_the_guarded_connection_s_receive() -> None:
+    async def receive() -> dict[str, str]:
+        return {"type": "http.disconnect"}
+
+    assert on_disconnect(receive, lambda: None) is None  # a task must watch instead

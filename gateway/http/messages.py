@@ -20,7 +20,7 @@ from gateway.accounting.tokens import count_prompt_tokens
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, ModelNotFound, PermissionDenied
 from gateway.http.admin_auth import caller
-from gateway.http.disconnect import watch_disconnect
+from gateway.http.disconnect import DisconnectWatch
 from gateway.http.openai import new_context
 from gateway.http.reply import ReplyResponse
 from gateway.http.request import parse_body, read_body
@@ -73,7 +73,7 @@ class MessagesEndpoint:
         else:
             ctx.body, dropped = parsed.body, parsed.dropped
             ctx.alias = ctx.body["model"]
-            async with watch_disconnect(receive, ctx):
+            async with DisconnectWatch(receive, ctx):
                 reply = await runtime.handle(ctx)
         if dropped and reply.format != "anthropic" and reply.error is None:
             ctx.response_headers[DROPPED_HEADER] = ", ".join(dropped)

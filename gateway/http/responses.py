@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, InvalidRequest, ResourceNotFound, StoreUnavailable
 from gateway.http.admin_auth import caller
-from gateway.http.disconnect import watch_disconnect
+from gateway.http.disconnect import DisconnectWatch
 from gateway.http.openai import new_context
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
 from gateway.http.request import load_object, read_body
@@ -92,7 +92,7 @@ class ResponsesAPI:
             if turn.native:
                 # The cache keys what the gateway models; a native request carries more.
                 ctx.headers["cache-control"] = "no-store"
-            async with watch_disconnect(receive, ctx):
+            async with DisconnectWatch(receive, ctx):
                 if self.any_native():  # a fallback may reach a native deployment too
                     items = [*turn.history, *turn.input_items]
                     with native_request(NativeRequest(body, items)):

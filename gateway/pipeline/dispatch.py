@@ -16,6 +16,7 @@ from gateway.config.schema import DeploymentConfig, GatewayConfig, ModelConfig
 from gateway.context import RequestContext
 from gateway.dispatch.balancer import Balancer
 from gateway.dispatch.breaker import Breakers
+from gateway.dispatch.deadline import Deadline
 from gateway.dispatch.prices import prices_of
 from gateway.dispatch.retry import backoff_seconds, is_retryable, may_fall_back, retry_after_of
 from gateway.dispatch.stream import prime
@@ -166,7 +167,7 @@ class Dispatch:
         self.balancer.started(name)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(max(timeout, 0.001)) as wait:
+            async with Deadline(max(timeout, 0.001)) as wait:
                 ctx.upstream_wait = wait
                 if ctx.raw_body is not None and getattr(provider, "ingress", None) == ctx.ingress:
                     # The deployment speaks the client's format: its raw body goes through.

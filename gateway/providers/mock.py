@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import random
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -170,7 +170,7 @@ def _split(text: str, n: int) -> list[str]:
 
 def _ident(endpoint: Endpoint) -> str:
     prefix = "chatcmpl" if endpoint == "chat" else "cmpl"
-    return f"{prefix}-mock{uuid.uuid4().hex[:20]}"
+    return f"{prefix}-mock{random.getrandbits(80):020x}"  # an id, not a secret
 
 
 def _chunk_object(endpoint: Endpoint) -> str:

@@ -20,6 +20,7 @@ from gateway.config import load_config_text
 from gateway.config.schema import GatewayConfig, ModelConfig
 from gateway.observability.logging import JSONFormatter
 from gateway.runtime import Runtime
+from gateway.serve import uvicorn_options
 from tests.servers import RunningServer, serve_in_thread
 
 UPSTREAM_KEY = os.environ.setdefault("UPSTREAM_KEY", "sk-upstream-secret-123456")
@@ -105,9 +106,13 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(yaml_text: str) -> Iterator[Gateway]:
-    app = create_app(load_config_text(yaml_text))
-    with serve_in_thread(app) as server:
+def running_gateway(yaml_text: str, *, as_served: bool = False) -> Iterator[Gateway]:
+    """The gateway in a thread: on plain uvicorn, or (`as_served`) with the options of
+    `gateway serve` (the guarded protocol and its lean per-connection objects)."""
+    config = load_config_text(yaml_text)
+    app = create_app(config)
+    options = uvicorn_options(config) if as_served else {}
+    with serve_in_thread(app, **options) as server:
         yield Gateway(server, app.state.runtime)
 
 

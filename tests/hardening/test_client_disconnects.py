@@ -26,17 +26,25 @@ from tests.upstream import FakeUpstream
 CLIENTS = 200
 
 
-@pytest.mark.parametrize("abort", [False, True], ids=["fin", "rst"])
+@pytest.mark.parametrize(
+    ("abort", "as_served"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["fin", "rst", "fin-as-served", "rst-as-served"],
+)
 def test_200_clients_leaving_mid_stream_close_upstream_settle_and_leave_no_task(
-    upstream_server: tuple[FakeUpstream, RunningServer], abort: bool
+    upstream_server: tuple[FakeUpstream, RunningServer], abort: bool, as_served: bool
 ) -> None:
+    """As served, the connection itself tells the stream its client left; on plain
+    uvicorn a future over `receive()` does."""
     fake, upstream_http = upstream_server
     fake.reset(chunks=400, chunk_delay=0.01)  # 4 s per stream: every client leaves early
     request = post_bytes(CHAT, {"model": "up", "messages": MESSAGES, "stream": True})
     rng = random.Random(7)
     cut_points = [rng.randrange(0, 40) for _ in range(CLIENTS)]  # 0: before the first event
     with (
-        running_gateway(gateway_yaml(upstream_http.url, read=5, connect=5)) as gw,
+        running_gateway(
+            gateway_yaml(upstream_http.url, read=5, connect=5), as_served=as_served
+        ) as gw,
         capture_logs() as logs,
     ):
         still_serves(gw.url)  # warm up, then count the server's tasks at rest

@@ -84,19 +84,33 @@ models:
 
 
 @pytest.mark.parametrize(
-    ("adapter", "stream"),
-    [("openai", False), ("openai", True), ("litellm", False)],
-    ids=["non-stream", "stream-before-first-event", "litellm-non-stream"],
+    ("adapter", "stream", "as_served"),
+    [
+        ("openai", False, False),
+        ("openai", False, True),
+        ("openai", True, False),
+        ("openai", True, True),
+        ("litellm", False, False),
+    ],
+    ids=[
+        "non-stream",
+        "non-stream-as-served",
+        "stream-before-first-event",
+        "stream-before-first-event-as-served",
+        "litellm-non-stream",
+    ],
 )
 def test_a_client_that_leaves_cuts_its_upstream_call_within_a_second(
-    adapter: str, stream: bool
+    adapter: str, stream: bool, as_served: bool
 ) -> None:
+    """As served, the connection tells the request it lost its client (no task waits on
+    `receive()`); on plain uvicorn a task does: both cut the call."""
     clients = 20
     request = post_bytes(CHAT, {"model": "up", "messages": MESSAGES, "stream": stream})
     yaml = deadline_yaml if adapter == "openai" else litellm_yaml
     with (
         raw.raw_upstream(raw.stall_before_headers()) as upstream,
-        running_gateway(yaml(upstream.url)) as gw,
+        running_gateway(yaml(upstream.url), as_served=as_served) as gw,
         capture_logs() as logs,
     ):
 
