@@ -5,6 +5,11 @@ event loop runs, a `current_task()` or two). Most completion work (token settlem
 metrics, the access log) never suspends, and a coroutine that does not suspend cannot be
 cancelled: its first step runs bare, and only work that does suspend goes on under the
 shield, from the point it suspended.
+
+The shield is entered after that first step, so `work` must not suspend inside an anyio
+cancel scope of its own (httpx and other anyio code do): anyio requires scopes to exit in
+the order they were entered. The gateway's completion callbacks (asyncio, redis-py,
+asyncpg) never enter one; a provider stream's close may, and is shielded whole instead.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+
 from gateway.accounting.usage_bounds import token_count
 from gateway.formats import Endpoint as Endpoint  # re-exported beside the core types
 from gateway.formats import Ingress as Ingress
@@ -100,14 +102,17 @@ class Reply:
         self._closed = True
         # Shielded: this runs in `finally` blocks of cancelled tasks (client disconnects),
         # and tokens must still be settled and upstream connections still released.
-        await run_shielded(self._finish())
-
-    async def _finish(self) -> None:
         if self.stream is not None:
-            try:
-                await self.stream.aclose()
-            except Exception:  # a failing close must not skip the callbacks
-                log.exception("closing upstream stream failed")
+            # A stream's close may run anyio code (httpx under litellm): the whole shield,
+            # entered first (see gateway/shielding.py).
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except Exception:  # a failing close must not skip the callbacks
+                    log.exception("closing upstream stream failed")
+        await run_shielded(self._run_callbacks())
+
+    async def _run_callbacks(self) -> None:
         # Registration order: inner stages registered first and finish first, so the
         # outermost (observe: access log, request span) sees everything settled.
         for callback in self._callbacks:

@@ -7,7 +7,10 @@ socket), the relay passes them on in one task step without waiting; the syscalls
 of the gateway's time under 500 streams. `CoalescingTransport` keeps what is written to a
 connection until the loop's next turn (`call_soon`) and writes it then in one call: a
 response head with its body or first event, and a stream's queued events, go out together.
-Nothing waits for a timer: the data leaves before the loop next polls for I/O.
+Nothing waits for a timer: the data leaves before the loop next polls for I/O. One callback
+per loop turn flushes every connection written to in it (`TurnFlusher`): under a burst of
+streams, the events of many connections are relayed in one turn, and a callback per
+connection and event was a loop handle each.
 
 Flow control is unchanged: the real transport still tells the protocol when its buffer is
 full, and what is kept here is at most what one task step wrote.
@@ -16,17 +19,53 @@ full, and what is kept here is at most what one task step wrote.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 
+class TurnFlusher:
+    """Flushes, once at the end of the loop turn, every transport that kept writes in it."""
+
+    __slots__ = ("__weakref__", "_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[CoalescingTransport] = []
+        self._scheduled = False
+
+    def add(self, transport: CoalescingTransport) -> None:
+        self._dirty.append(transport)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for transport in dirty:
+            transport.flush()  # a connection flushed already this turn has nothing left
+
+
+_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnFlusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def turn_flusher(loop: asyncio.AbstractEventLoop) -> TurnFlusher:
+    flusher = _FLUSHERS.get(loop)
+    if flusher is None:
+        flusher = _FLUSHERS[loop] = TurnFlusher(loop)
+    return flusher
+
+
 class CoalescingTransport(asyncio.Transport):
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_flusher", "_pending", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
-        self._loop = loop
+        self._flusher = turn_flusher(loop)
         self._pending: list[bytes] = []
 
     # -- writing --------------------------------------------------------------------------
@@ -34,7 +73,7 @@ class CoalescingTransport(asyncio.Transport):
         if not data:
             return
         if not self._pending:
-            self._loop.call_soon(self.flush)
+            self._flusher.add(self)
         self._pending.append(bytes(data))
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:

@@ -35,11 +35,24 @@ class SSEDecoder:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if (  # the usual read: one whole `data: ...` event, nothing left from the last one
+            not self._buffer
+            and not self._data
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+            and b"\r" not in chunk
+        ):
+            return [chunk[6:-2]]
         events: list[bytes] = []
         buffer = self._buffer + chunk
+        held = b""
         if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # a CRLF may be split over two reads: wait for the LF
+                buffer, held = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *lines, self._buffer = buffer.split(b"\n")
+        *lines, rest = buffer.split(b"\n")
+        self._buffer = rest + held
         for line in lines:
             if not line:
                 if self._data:
