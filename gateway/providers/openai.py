@@ -14,6 +14,7 @@ made with it and closed in the app's lifespan.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -147,8 +148,13 @@ class OpenAIProvider:
 def _scrub_bytes(data: bytes, secrets: tuple[str, ...]) -> bytes:
     """The provider's own key never reaches a client, even inside a 200 reply (a memmem
     per secret: negligible next to parsing)."""
-    for secret in secrets:
-        raw = secret.encode()
-        if len(raw) >= 6 and raw in data:
+    for raw in _searched(secrets):
+        if raw in data:
             data = data.replace(raw, b"***")
     return data
+
+
+@functools.lru_cache(maxsize=64)
+def _searched(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The secrets as bytes, those long enough to search for: encoded once, not per event."""
+    return tuple(raw for raw in (secret.encode() for secret in secrets) if len(raw) >= 6)

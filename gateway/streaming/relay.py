@@ -134,6 +134,8 @@ def _content_chars(chunk: dict[str, Any]) -> int:
 def _tool_call_chars(delta: dict[str, Any]) -> int:
     calls = delta.get("tool_calls")
     legacy = delta.get("function_call")  # the pre-tools function calling stream
+    if calls is None and legacy is None:  # a text event: most of them
+        return 0
     total = 0
     for call in [*(calls if isinstance(calls, list) else ()), {"function": legacy}]:
         function = call.get("function") if isinstance(call, dict) else None

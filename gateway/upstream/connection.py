@@ -72,6 +72,10 @@ class Connection(asyncio.Protocol):
         self._last_read = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
+    def idle_for(self) -> float:
+        """Seconds since it went back to the pool (on its loop's clock)."""
+        return self._loop.time() - self.idle_since
+
     def send(self, request: bytes) -> asyncio.Future[Response]:
         """Write a whole request; the future gets the response once its head is in."""
         transport = self._transport
@@ -168,7 +172,7 @@ class Connection(asyncio.Protocol):
             return
         headers = _headers(self._raw_headers)
         self._raw_headers.clear()  # kept as long as the connection otherwise
-        response = Response(self, status, headers, self._parser.should_keep_alive())
+        response = Response(self, status, headers, self._parser.should_keep_alive(), self._loop)
         self._until_close = (
             "content-length" not in headers
             and "chunked" not in headers.get("transfer-encoding", "").lower()

@@ -106,10 +106,9 @@ class Pool:
         idle = self._idle
         if not idle:
             return None
-        stale_before = asyncio.get_running_loop().time() - self._idle_seconds
         while idle:
             connection = idle.pop()
-            if not connection.closed and connection.idle_since > stale_before:
+            if not connection.closed and connection.idle_for() < self._idle_seconds:
                 return connection
             connection.close()
         return None

@@ -37,6 +37,7 @@ class Response:
         "_done",
         "_error",
         "_keep_alive",
+        "_loop",
         "_size",
         "_waiter",
         "headers",
@@ -44,12 +45,20 @@ class Response:
     )
 
     def __init__(
-        self, connection: Carrier, status: int, headers: dict[str, str], keep_alive: bool
+        self,
+        connection: Carrier,
+        status: int,
+        headers: dict[str, str],
+        keep_alive: bool,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.status = status
         self.headers = headers  # lower-case names; repeated headers joined by ", "
         self._connection = connection
         self._keep_alive = keep_alive
+        # The connection's loop, kept: `get_running_loop()` is a getpid() system call in
+        # Python 3.11, and a stream waits once per event.
+        self._loop = loop
         self._chunks: list[bytes] = []
         self._size = 0
         self._complete = False
@@ -86,7 +95,7 @@ class Response:
             if self._complete:
                 raise StopAsyncIteration
             # `_wait()` inlined: a stream waits here between events, a frame less to hold.
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
             finally:
@@ -160,7 +169,7 @@ class Response:
         return data
 
     async def _wait(self) -> None:
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
