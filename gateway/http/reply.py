@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.context import RequestContext
@@ -18,6 +17,24 @@ from gateway.types import Reply
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 EVENT_STREAM = b"text/event-stream; charset=utf-8"
+JSON = b"application/json"
+NAMES_KEPT = 1024
+_encoded_names: dict[str, bytes] = {}  # header name -> its lower-case latin-1 bytes
+
+
+def raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """ASGI's header list, as Starlette encodes it (names lower-cased; latin-1); a name is
+    encoded once, not per reply (a reply carries up to ten; the rate-limit ones are the same
+    six every time). Bounded: a provider's header names are not ours to count."""
+    raw = []
+    for name, value in headers.items():
+        encoded = _encoded_names.get(name)
+        if encoded is None:
+            if len(_encoded_names) >= NAMES_KEPT:
+                _encoded_names.clear()
+            encoded = _encoded_names[name] = name.lower().encode("latin-1")
+        raw.append((encoded, value.encode("latin-1")))
+    return raw
 
 
 class Renderer(Protocol):
@@ -55,7 +72,7 @@ class ReplyResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if self.reply.stream is None:
-                await self._response()(scope, receive, send)
+                await self._send_body(send)
                 self.reply.completed = not self.ctx.client_gone
             else:
                 await self._stream(receive, send)
@@ -66,19 +83,21 @@ class ReplyResponse:
         reply, ctx = self.reply, self.ctx
         return {**reply.headers, **ctx.response_headers, "x-request-id": ctx.request_id}
 
-    def _response(self) -> Response:
-        return Response(
-            self.renderer.body(self.reply, self.ctx),
-            status_code=self.reply.status,
-            media_type="application/json",
-            headers=self._headers(),
-        )
+    async def _send_body(self, send: Send) -> None:
+        """The complete reply, as Starlette's `Response` sends it (content-length, a JSON
+        content-type unless the reply has one), without building one per request."""
+        body = self.renderer.body(self.reply, self.ctx)
+        raw = [h for h in raw_headers(self._headers()) if h[0] != b"content-length"]
+        raw.append((b"content-length", str(len(body)).encode()))  # this body's, always
+        if all(name != b"content-type" for name, _ in raw):
+            raw.append((b"content-type", JSON))
+        await send({"type": "http.response.start", "status": self.reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
 
     def _stream_start(self) -> Message:
         """The stream's `http.response.start`, its headers as Starlette's StreamingResponse
         writes them; made when sent, not kept for the stream's life."""
-        headers = {**STREAM_HEADERS, **self._headers()}
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw = raw_headers({**STREAM_HEADERS, **self._headers()})
         if all(name != b"content-type" for name, _ in raw):
             raw.append((b"content-type", EVENT_STREAM))
         return {"type": "http.response.start", "status": self.reply.status, "headers": raw}
