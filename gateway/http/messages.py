@@ -23,7 +23,7 @@ from gateway.http.admin_auth import caller
 from gateway.http.disconnect import DisconnectWatch
 from gateway.http.openai import new_context
 from gateway.http.reply import ReplyResponse
-from gateway.http.request import parse_body, read_body
+from gateway.http.request import parse_body, read_body, receive_body
 from gateway.ingress.anthropic.events import message_events, native_events
 from gateway.ingress.anthropic.parse import parse_messages
 from gateway.ingress.anthropic.render import error_body, message_body
@@ -65,7 +65,7 @@ class MessagesEndpoint:
         assert runtime.handle is not None and runtime.observe is not None
         dropped: list[str] = []
         try:
-            raw = await read_body(request, runtime.config.server.max_body_bytes)
+            raw = await receive_body(receive, ctx.headers, runtime.config.server.max_body_bytes)
             ctx.raw_body = parse_body(raw, "chat")
             parsed = parse_messages(ctx.raw_body)
         except GatewayError as err:

@@ -14,7 +14,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.http.disconnect import DisconnectWatch
 from gateway.http.reply import ReplyResponse
-from gateway.http.request import parse_body, read_body
+from gateway.http.request import parse_body, receive_body
 from gateway.runtime import Runtime
 from gateway.types import Endpoint, Ingress
 
@@ -99,7 +99,7 @@ class CompletionEndpoint:
         ctx = new_context(request, self.endpoint, dry_run=self.dry_run)
         config = self.runtime.config
         try:
-            raw = await read_body(request, config.server.max_body_bytes)
+            raw = await receive_body(receive, ctx.headers, config.server.max_body_bytes)
             ctx.body = parse_body(raw, self.endpoint, config.caps.max_choices)
         except GatewayError as err:
             return ctx, err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
+from starlette.types import Receive
 
 from gateway.errors import BodyTooLarge, ClientDisconnected, InvalidRequest
 from gateway.request import CanonicalRequest
@@ -20,7 +22,14 @@ REQUIRED_FIELD: dict[Endpoint, str] = {
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, request.headers, limit)
+
+
+async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (413 past it, from Content-Length or as it
+    arrives), read straight from ASGI `receive` (as Starlette's `Request.stream()` does,
+    without its generator per request)."""
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest("Invalid Content-Length header.")
@@ -28,15 +37,21 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:  # gone mid-body, or cut at the body timeout (connection_guard)
-        raise ClientDisconnected("The client disconnected before sending the whole body.") from None
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":  # gone mid-body, or cut at the body timeout
+            raise ClientDisconnected("The client disconnected before sending the whole body.")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_body(raw: bytes, endpoint: Endpoint, max_choices: int | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from gateway.http.admin_auth import caller
 from gateway.http.disconnect import DisconnectWatch
 from gateway.http.openai import new_context
 from gateway.http.reply import OPENAI, Renderer, ReplyResponse
-from gateway.http.request import load_object, read_body
+from gateway.http.request import load_object, receive_body
 from gateway.ingress.responses.ids import is_response_id
 from gateway.ingress.responses.parse import canonical_body, check_request, input_items
 from gateway.ingress.responses.render import Draft
@@ -74,7 +74,7 @@ class ResponsesAPI:
         ctx = new_context(request, "chat", "responses")
         renderer: Renderer = OPENAI
         try:
-            raw = await read_body(request, runtime.config.server.max_body_bytes)
+            raw = await receive_body(receive, ctx.headers, runtime.config.server.max_body_bytes)
             body = load_object(raw)
             check_request(body)
             ctx.raw_body = body
