@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,26 +77,35 @@ class Reservation:
 
 
 # (key, limits, lease terms, scope, period) per budget counter
-Plan = tuple[tuple[str, dict[str, float], tuple[Hashable, ...], str, str], ...]
-Scopes = list[tuple[str, str, BudgetConfig]]  # (scope, name, budget): the key's, its team's
+Counter = tuple[str, dict[str, float], str, str, str]
+Scopes = tuple[tuple[str, str, BudgetConfig], ...]  # (scope, name, budget): the key's, its team's
+PLANS_CACHED = 4096  # (scopes, day) plans and principals' scopes remembered; cleared when full
 
 
-@functools.lru_cache(maxsize=4096)
-def _plan_for(scopes: tuple[tuple[str, str, BudgetConfig], ...], day: str, month: str) -> Plan:
-    """Each budget's counter key and limits for today: built once per key and day, not
-    per request (the limits dict is shared and must not be changed)."""
-    ids = {"day": day, "month": month}
-    plan = []
-    for scope, name, budget in scopes:
-        for period in PERIODS:
-            limits = {
-                "tokens": getattr(budget, f"tokens_per_{period}"),
-                "usd": getattr(budget, f"usd_per_{period}"),
-            }
-            present = {f: float(v) for f, v in limits.items() if v is not None}
-            key = spend_key(scope, name, period, ids[period])
-            plan.append((key, present, Hold(key, {}, present).lease_terms(), scope, period))
-    return tuple(plan)
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Each budget counter of a request's scopes for one day: its key, limits and lease
+    terms, built once per key and day, not per request (the limits dicts are shared and
+    must not be changed)."""
+
+    counters: tuple[Counter, ...]
+    keys: tuple[str, ...]  # the counters' keys, in order: what a reservation holds
+
+    @classmethod
+    def build(cls, scopes: Scopes, day: str, month: str) -> Plan:
+        ids = {"day": day, "month": month}
+        counters = []
+        for scope, name, budget in scopes:
+            for period in PERIODS:
+                limits = {
+                    "tokens": getattr(budget, f"tokens_per_{period}"),
+                    "usd": getattr(budget, f"usd_per_{period}"),
+                }
+                present = {f: float(v) for f, v in limits.items() if v is not None}
+                key = spend_key(scope, name, period, ids[period])
+                terms = Hold(key, {}, present).lease_terms()
+                counters.append((key, present, terms, scope, period))
+        return cls(tuple(counters), tuple(c[0] for c in counters))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -110,53 +118,80 @@ def _settle_keys(key_id: str, team: str | None, day: str, month: str) -> tuple[s
     )
 
 
-def _plan(scopes: Scopes, day: str, month: str) -> Plan:
-    return _plan_for(tuple(scopes), day, month)
-
-
 class SpendStore:
     def __init__(self, state: StateBackend, teams: TeamPolicies | None = None) -> None:
         self.state = state
         self.teams = teams or TeamPolicies()
+        # Built once per key (and team policy) and per key and day, not per request. Keyed
+        # by id: an entry keeps its principal (or scopes) alive, so the id is not reused
+        # while it is there; identity is checked on every hit.
+        self._scopes: dict[int, tuple[Principal, BudgetConfig | None, Scopes]] = {}
+        self._plans: dict[tuple[int, str, str], tuple[Scopes, Plan]] = {}
 
     async def scopes(self, principal: Principal) -> Scopes:
         """(scope, name, budget) for the key and its team, each only if it has a budget."""
+        await self.teams.refresh()
+        team_budget = self.teams.budget(principal.team)
+        found = self._scopes.get(id(principal))
+        if found is not None and found[0] is principal and found[1] is team_budget:
+            return found[2]
         out = []
         if not principal.budget.empty:
             out.append(("key", principal.key_id, principal.budget))
-        await self.teams.refresh()
-        team_budget = self.teams.budget(principal.team)
         if team_budget is not None and not team_budget.empty:
             out.append(("team", principal.team or "", team_budget))
-        return out
+        if len(self._scopes) >= PLANS_CACHED:
+            self._scopes.clear()
+        scopes = self._scopes[id(principal)] = (principal, team_budget, tuple(out))
+        return scopes[2]
+
+    def plan(self, scopes: Scopes, day: str, month: str) -> Plan:
+        memo = (id(scopes), day, month)
+        found = self._plans.get(memo)
+        if found is not None and found[0] is scopes:
+            return found[1]
+        plan = Plan.build(scopes, day, month)
+        if len(self._plans) >= PLANS_CACHED:
+            self._plans.clear()
+        self._plans[memo] = (scopes, plan)
+        return plan
 
     async def reserve(
-        self, principal: Principal, tokens: int, usd: float, scopes: Scopes | None = None
+        self,
+        principal: Principal,
+        tokens: int,
+        usd: float,
+        scopes: Scopes | None = None,
+        requires: str = "",
     ) -> Reservation:
         """Reserve `tokens` and `usd` under every budget of the key and its team, or
         raise QuotaExceeded (nothing reserved). State errors propagate (fail open).
-        `scopes`: `self.scopes(principal)` when the caller has it already."""
-        ids = period_ids()
+        `scopes`: `self.scopes(principal)` when the caller has it already. `requires`: a
+        field every counter hash must have, else MissingMark (nothing reserved)."""
+        ids = _current_periods()
         amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
         scopes = await self.scopes(principal) if scopes is None else scopes
-        plan = _plan(scopes, ids["day"], ids["month"])
-        holds = [Hold(key, amounts, limits, terms) for key, limits, terms, _, _ in plan]
+        plan = self.plan(scopes, ids["day"], ids["month"])
+        holds = [
+            Hold(key, amounts, limits, terms, requires)
+            for key, limits, terms, _, _ in plan.counters
+        ]
         refused = await self.state.reserve(holds, ttl=RETENTION_SECONDS)
         if refused is not None:
-            scope, period = plan[refused][3:]
+            scope, period = plan.counters[refused][3:]
             raise QuotaExceeded(
                 f"The {scope} has too little budget left this {period} for this request "
                 f"(its maximum cost: ${usd:.6f}, {tokens} tokens).",
                 param=scope,
             )
-        return Reservation(tuple(h.key for h in holds), float(tokens), usd)
+        return Reservation(plan.keys, float(tokens), usd)
 
     async def settle(
         self, principal: Principal, reservation: Reservation | None, tokens: int, usd: float
     ) -> None:
         """Record the real usage (key and team, day and month) and release the
         reservation; queued and retried when the state cannot take it now."""
-        ids = period_ids()
+        ids = _current_periods()
         keys = _settle_keys(principal.key_id, principal.team, ids["day"], ids["month"])
         amounts = {"tokens": float(tokens), "usd": usd, "requests": 1.0}
         if reservation is None or reservation.keys == keys:  # the same on every counter

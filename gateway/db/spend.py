@@ -4,9 +4,15 @@ SpendStore keeps spend per key/team and UTC day/month in state hashes. After Red
 them (flush, restart without persistence) a budget would silently restart at zero; here a
 hash without the `seeded` mark is topped up from the ledger's sums for that period once
 (claimed by one instance through a counter), so a key at 90% of its budget stays at 90%.
-Rows still queued in some instance's ledger writer when the totals are rebuilt are missed
-(a fraction of a second of spend). The database being down never blocks a request: the
-rebuild is skipped then and tried again on a later request.
+The loss is noticed by the reservation itself: its script requires the mark on every
+hash it reserves on (gateway/state/reserve_script.py), so a budgeted request costs no read
+of the totals (it cost four, a Redis round trip per request, before). A reservation
+served from a budget lease makes no call at all: a hash lost while this instance holds a
+lease on it is noticed at the lease's next refill (a lease is at most
+`state.lease_fraction` of the budget). Rows still queued in some instance's ledger
+writer when the totals are rebuilt are missed (a fraction of a second of spend). The
+database being down never blocks a request: the rebuild is skipped then and tried again
+on a later request.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from gateway.accounting.teams import TeamPolicies
 from gateway.auth.principal import Principal
 from gateway.db.pool import DB_ERRORS, Database
 from gateway.state import StateBackend
+from gateway.state.backend import MissingMark
 
 log = logging.getLogger("gateway")
 SEEDED = "seeded"
@@ -56,12 +63,25 @@ class LedgerSpendStore(SpendStore):
         self._down_until = 0.0
 
     async def reserve(
-        self, principal: Principal, tokens: int, usd: float, scopes: Scopes | None = None
+        self,
+        principal: Principal,
+        tokens: int,
+        usd: float,
+        scopes: Scopes | None = None,
+        requires: str = "",
     ) -> Reservation:
-        """SpendStore.reserve, after rebuilding the totals Redis lost (one read when none)."""
+        """SpendStore.reserve on totals known complete: the reservation itself requires
+        each counter hash's `seeded` mark (no extra round trip), and a hash without it is
+        rebuilt from the ledger first, then reserved on. While the database is down, or
+        when another instance is rebuilding a hash, the reservation goes on without the
+        mark (budgets fail open rather than block)."""
         scopes = await self.scopes(principal) if scopes is None else scopes
-        await self.restore(principal, scopes)
-        return await super().reserve(principal, tokens, usd, scopes)
+        if scopes and time.monotonic() >= self._down_until:
+            try:
+                return await super().reserve(principal, tokens, usd, scopes, SEEDED)
+            except MissingMark:
+                await self.restore(principal, scopes)
+        return await super().reserve(principal, tokens, usd, scopes, requires)
 
     async def restore(self, principal: Principal, scopes: Scopes | None = None) -> None:
         scopes = await self.scopes(principal) if scopes is None else scopes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,12 +20,25 @@ class Hold:
     key: str
     amounts: dict[str, float]
     limits: dict[str, float] = field(default_factory=dict)  # a field left out: no limit
-    terms: tuple[Hashable, ...] = ()  # `lease_terms()`, when the caller has it already
+    terms: str = ""  # `lease_terms()`, when the caller has it already
+    requires: str = ""  # a field the hash must have (its totals are known complete)
 
-    def lease_terms(self) -> tuple[Hashable, ...]:
+    def lease_terms(self) -> str:
         """The counter and the limits it is held under: a lease serves only holds of the
-        same terms (gateway/state/leases.py)."""
-        return self.terms or (self.key, tuple(self.limits.items()))
+        same terms (gateway/state/leases.py). A string: it is a dict key on every request,
+        and a string's hash is computed once (a tuple's on every lookup)."""
+        if self.terms:
+            return self.terms
+        limits = ",".join(f"{name}={limit!r}" for name, limit in self.limits.items())
+        return f"{self.key}|{limits}"
+
+
+class MissingMark(Exception):
+    """A hold's hash lacks the field it requires (Redis lost the hash): nothing reserved."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"hold {index} lacks its required field")
+        self.index = index
 
 
 class StateBackend(Protocol):

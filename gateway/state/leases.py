@@ -148,20 +148,26 @@ class LeaseBook:
         else take nothing and answer None: `covers` and `spend` for a request whose holds
         all ask the same (a key's and its team's budgets), in one call. The leases now
         running low with no refill in flight."""
+        leases = self.leases
         held: list[Lease] = []
-        for key in keys:
-            lease = self.covers(key, amounts, now)
-            if lease is None:
+        for key in keys:  # `covers`, inline: this runs for every budgeted request
+            lease = leases.get(key)
+            if lease is None or lease.expires_at <= now:
                 return None
+            left = lease.left
+            for name, amount in amounts.items():
+                if left.get(name, 0.0) < amount:
+                    return None
             held.append(lease)
         low: list[tuple[Hashable, Lease]] = []
         until = now + self.seconds
+        refills = self._refills
         for key, lease in zip(keys, held, strict=True):
             left = lease.left
             for name, amount in amounts.items():
                 left[name] -= amount
             lease.expires_at = until if until < lease.return_until else lease.return_until
-            if lease.running_low() and key not in self._refills:
+            if key not in refills and lease.running_low():
                 low.append((key, lease))
         return low
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from gateway.state.backend import Hold
+from gateway.state.backend import Hold, MissingMark
 
 
 class MemoryState:
@@ -110,6 +110,8 @@ class MemoryState:
         for i, hold in enumerate(holds):
             expired = self._hash_deadlines.get(hold.key, now + 1) <= now
             counts: dict[str, float] = {} if expired else self._hashes.get(hold.key, {})
+            if hold.requires and hold.requires not in counts:
+                raise MissingMark(i)
             for field, amount in hold.amounts.items():
                 limit = hold.limits.get(field)
                 used = counts.get(field, 0.0) + counts.get(f"reserved_{field}", 0.0)

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.observability.metrics import Metrics
-from gateway.state.backend import Hold
+from gateway.state.backend import Hold, MissingMark
 from gateway.state.health import RedisHealth
 from gateway.state.leases import INSTANCE_SECONDS, Lease, LeaseBook, lease_multiple
 from gateway.state.redis_url import limits_uri, redis_client
@@ -215,34 +215,47 @@ class RedisState:
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
         if self.lease_fraction:
+            amounts = holds[0].amounts if holds else {}
+            for hold in holds:  # one budget's request: its holds all ask the same
+                if hold.amounts is not amounts:
+                    break
+            else:
+                terms = [hold.terms or hold.lease_terms() for hold in holds]
+                low_leases = self.leases.take_all(terms, amounts, time.monotonic())
+                if low_leases is not None:  # every hold served by its lease
+                    if low_leases:
+                        self._refill(low_leases, ttl_ms)
+                    return None
             return await self._reserve_leasing(holds, ttl_ms)
         if not self.cluster:
             return (await self._reserve_holds(holds, ttl_ms))[0]
         # A Cluster cannot run one script over hashes in several slots: hold by hold,
         # giving back what the earlier ones took when one lacks room.
         for i, hold in enumerate(holds):
-            if (await self._reserve_holds([hold], ttl_ms))[0] is not None:
-                taken = {
-                    h.key: {f"reserved_{f}": -a for f, a in h.amounts.items()} for h in holds[:i]
-                }
-                try:  # given back now: the caller's next reservation must see it
-                    await self.hincr_many(taken)
-                except Exception:
-                    self.debits.put((taken, None))
+            try:
+                refused = (await self._reserve_holds([hold], ttl_ms))[0]
+            except MissingMark:
+                await self._give_back_holds(holds[:i])
+                raise MissingMark(i) from None
+            if refused is not None:
+                await self._give_back_holds(holds[:i])
                 return i
         return None
+
+    async def _give_back_holds(self, holds: list[Hold]) -> None:
+        """Release what `holds` reserved (a later hold of the same request was refused)."""
+        if not holds:
+            return
+        taken = {h.key: {f"reserved_{f}": -a for f, a in h.amounts.items()} for h in holds}
+        try:  # given back now: the caller's next reservation must see it
+            await self.hincr_many(taken)
+        except Exception:
+            self.debits.put((taken, None))
 
     async def _reserve_leasing(self, holds: list[Hold], ttl_ms: int) -> int | None:
         """Holds whose lease covers their amounts are reserved here; the others in one
         script call that may grant each a lease (gateway/state/leases.py)."""
         terms = [h.lease_terms() for h in holds]
-        amounts = holds[0].amounts if holds else {}
-        if all(h.amounts is amounts for h in holds):  # one budget's request: one call
-            low_leases = self.leases.take_all(terms, amounts, time.monotonic())
-            if low_leases is not None:
-                if low_leases:
-                    self._refill(low_leases, ttl_ms)
-                return None
         held = self._held(holds, terms)
         missing = [t for t, lease in zip(terms, held, strict=True) if lease is None]
         if missing and await self.leases.wait_for_refills(missing):
@@ -270,7 +283,7 @@ class RedisState:
         return refused
 
     async def _reserve_in_redis(
-        self, holds: list[Hold], terms: list[tuple[Hashable, ...]], asked: list[int], ttl_ms: int
+        self, holds: list[Hold], terms: list[str], asked: list[int], ttl_ms: int
     ) -> int | None:
         """The `asked` holds in one call, each asking for a lease where no other call
         does: the index of the hold refused, else None."""
@@ -278,6 +291,8 @@ class RedisState:
         extras = [self._lease_extra(holds[i]) if terms[i] in claimed else {} for i in asked]
         try:
             refused, granted = await self._reserve_holds([holds[i] for i in asked], ttl_ms, extras)
+        except MissingMark as missing:
+            raise MissingMark(asked[missing.index]) from None
         finally:
             self.leases.unclaim(claimed)
         if refused is not None:
@@ -299,7 +314,12 @@ class RedisState:
         self, refills: list[tuple[Any, Lease]], claimed: Collection[Hashable], ttl_ms: int
     ) -> None:
         holds = [
-            Hold(lease.subject.key, dict.fromkeys(lease.size, 0.0), lease.subject.limits)
+            Hold(
+                lease.subject.key,
+                dict.fromkeys(lease.size, 0.0),
+                lease.subject.limits,
+                requires=lease.subject.requires,  # a hash Redis lost is not leased from
+            )
             for _, lease in refills
         ]
         try:  # a refused or failed refill leaves requests to reserve for themselves
@@ -319,7 +339,7 @@ class RedisState:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _held(self, holds: list[Hold], terms: list[tuple[Hashable, ...]]) -> list[Lease | None]:
+    def _held(self, holds: list[Hold], terms: list[str]) -> list[Lease | None]:
         now = time.monotonic()
         return [self.leases.covers(t, h.amounts, now) for t, h in zip(terms, holds, strict=True)]
 
@@ -343,7 +363,7 @@ class RedisState:
         same round trip, first, so its own reservations always see its own settled spend."""
         args: list[Any] = [ttl_ms, self.instance_id, INSTANCE_SECONDS * 1000]
         for i, hold in enumerate(holds):
-            args.append(len(hold.amounts))
+            args += [hold.requires, len(hold.amounts)]
             extra = extras[i] if extras else {}
             for field, amount in hold.amounts.items():
                 limit = hold.limits.get(field)
@@ -364,6 +384,8 @@ class RedisState:
                 self.debits.put(debit)
             raise
         refused = int(answer[0])
+        if refused < 0:
+            raise MissingMark(-refused - 1)
         if refused:
             return refused - 1, []
         return None, [bool(int(g)) for g in answer[1:]]

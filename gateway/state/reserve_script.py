@@ -10,11 +10,16 @@ granted, for the whole hash, only while every limited field keeps room for
 (active instances + 1) x its extra after the amount; instances are those that asked for
 a lease in the last `instance ms` (a sorted set, KEYS[1], touched only when one asks).
 
+A hash may require a field (a mark, such as the ledger's `seeded`: its totals were
+rebuilt after Redis lost them): a hash without it is neither checked nor changed, and
+the call answers which one lacks it, so that the caller rebuilds it and asks again.
+
 KEYS: the instances set, then the hashes.
-ARGV: ttl ms, instance id, instance ms, then per hash: field count, then per field:
-name, limit ('' = none), amount, extra.
+ARGV: ttl ms, instance id, instance ms, then per hash: the field it requires ('' = none),
+field count, then per field: name, limit ('' = none), amount, extra.
 Returns {0, then per hash 1 if its extra was granted, else 0} when reserved, else
-{the 1-based index of the first hash without room}.
+{the 1-based index of the first hash without room}, or {minus the 1-based index of the
+first hash without its required field}: nothing is reserved then.
 """
 
 from __future__ import annotations
@@ -31,8 +36,12 @@ local plan = {}
 local leased = {}
 local cursor = 4
 for i = 2, #KEYS do
-    local count = tonumber(ARGV[cursor])
-    cursor = cursor + 1
+    local required = ARGV[cursor]
+    if required ~= '' and redis.call('hexists', KEYS[i], required) == 0 then
+        return {1 - i}
+    end
+    local count = tonumber(ARGV[cursor + 1])
+    cursor = cursor + 2
     local fields = {}
     local lease = true
     local asked = false

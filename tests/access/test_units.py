@@ -9,7 +9,7 @@ from gateway.accounting.tokens import CharEstimate, count_prompt_tokens, count_t
 from gateway.auth.keys import KEY_PREFIX, hash_key, new_key
 from gateway.config.schema import StateConfig
 from gateway.state import build_state
-from gateway.state.backend import Hold
+from gateway.state.backend import Hold, MissingMark
 
 
 @pytest.mark.parametrize(
@@ -89,6 +89,27 @@ async def test_reservations_are_all_or_none_and_count_what_is_held(state) -> Non
     ]
     await state.debit({key: {"usd": 0.2, "reserved_usd": -0.3, "reserved_tokens": -10}}, ttl=60)
     assert await state.reserve(hold, ttl=60) is None  # 0.7 spent + 0.3 fits exactly
+
+
+async def test_a_hold_that_requires_a_mark_reserves_nothing_on_a_hash_without_it(state) -> None:  # type: ignore[no-untyped-def]
+    """The ledger's `seeded` mark (gateway/db/spend.py): a hash Redis lost is not reserved
+    on, and the answer names it, so the caller rebuilds its totals and asks again."""
+    seeded, lost = spend_key("key", "k", "day", "d"), spend_key("team", "t", "day", "d")
+    await state.hincr_many({seeded: {"seeded": 1.0, "usd": 0.5}}, ttl=60)
+    holds = [
+        Hold(seeded, {"usd": 0.1}, {"usd": 1.0}, requires="seeded"),
+        Hold(lost, {"usd": 0.1}, {"usd": 1.0}, requires="seeded"),
+    ]
+    with pytest.raises(MissingMark) as missing:
+        await state.reserve(holds, ttl=60)
+    assert missing.value.index == 1
+    assert await state.hgetall_many([seeded, lost]) == [{"seeded": 1.0, "usd": 0.5}, {}]
+    await state.hincr_many({lost: {"seeded": 1.0}}, ttl=60)
+    assert await state.reserve(holds, ttl=60) is None
+    counts = await state.hgetall_many([seeded, lost])
+    assert [c.get("reserved_usd") for c in counts] == [pytest.approx(0.1), pytest.approx(0.1)]
+    unmarked = [Hold(spend_key("key", "other", "day", "d"), {"usd": 0.1}, {"usd": 1.0})]
+    assert await state.reserve(unmarked, ttl=60) is None  # no mark asked for: none needed
 
 
 def test_the_tokenizer_is_warmed_only_where_requests_are_counted() -> None:

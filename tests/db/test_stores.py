@@ -9,13 +9,20 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.accounting.budgets import period_ids, spend_key
+from gateway.accounting.teams import TeamPolicies
+from gateway.auth.principal import Principal
 from gateway.cli import main
+from gateway.config.access import BudgetConfig
 from gateway.db.key_files import parse_key_lines
 from gateway.db.ledger import COLUMNS, LedgerWriter
 from gateway.db.pool import Database
 from gateway.db.responses import PostgresResponseStore
+from gateway.db.spend import LedgerSpendStore
 from gateway.observability.metrics import Metrics
+from gateway.state.redis import RedisState
 from tests.db.conftest import clear_ledger, fetch, fetchval, fresh_database
+from tests.redis_keys import drop_prefix
 
 HASH = "sha256:" + "ab" * 32
 RECORD = {"id": "moved", "hash": HASH, "created_at": "2026-01-01T00:00:00+00:00"}
@@ -149,3 +156,50 @@ def test_a_full_queue_counts_what_it_drops() -> None:
 
 def dropped(metrics: Metrics) -> float | None:
     return metrics.registry.get_sample_value("gateway_ledger_rows_total", {"outcome": "dropped"})
+
+
+def test_ledger_budgets_read_no_totals_per_request_and_still_notice_a_lost_hash(
+    database_url: str, redis_url: str
+) -> None:
+    """Totals are read (to rebuild them) only when the reservation finds a counter hash
+    without its `seeded` mark: not on every request, yet at once after Redis lost them."""
+    clear_ledger(database_url)
+    prefix = f"gw-test-{uuid.uuid4().hex[:8]}:"
+
+    async def scenario() -> None:
+        db = Database(database_url)
+        state = RedisState(redis_url, prefix, lease_fraction=0)  # every reservation in Redis
+        budget = BudgetConfig(usd_per_day=1.0)
+        spend = LedgerSpendStore(state, TeamPolicies(), db)
+        principal = Principal(key_id="seeded-key", budget=budget)
+        reads = 0
+        read = state.hgetall_many
+
+        async def counted(keys: list[str]) -> list[dict[str, float]]:
+            nonlocal reads
+            reads += 1
+            return await read(keys)
+
+        state.hgetall_many = counted  # type: ignore[method-assign]
+        try:
+            first = await spend.reserve(principal, 10, 0.1)  # rebuilt from the ledger: read
+            assert reads > 0
+            reads = 0
+            for _ in range(5):
+                await spend.reserve(principal, 10, 0.1)
+            assert reads == 0  # marked hashes: no read per request
+            await spend.settle(principal, first, 10, 0.5)  # 0.5 spent, 0.5 still reserved
+            await state.write_pending()
+            drop_prefix(redis_url, prefix)  # Redis lost the totals
+            await spend.reserve(principal, 10, 0.1)
+            assert reads > 0  # noticed by the reservation itself, and rebuilt
+            (day,) = await read([spend_key("key", "seeded-key", "day", period_ids()["day"])])
+            assert day == {"seeded": 1.0, "reserved_tokens": 10.0, "reserved_usd": 0.1}
+        finally:
+            await state.aclose()
+            await db.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        drop_prefix(redis_url, prefix)
