@@ -9,7 +9,10 @@ alike; the access log goes to stderr (send it to /dev/null). `--profile` prints 
 production shape's top functions by own time (cProfile) after the figures.
 
     .venv/bin/python benchmarks/bench_shape.py [--requests 2000] [--rounds 4] [--profile] \
-        [--ablate] 2>/dev/null
+        [--ablate] [--database postgresql://...] 2>/dev/null
+
+`--database URL` adds the production shape with `state.database` set (the ledger, budgets
+rebuilt from it): a migrated database (`gateway db upgrade --database URL`).
 """
 
 from __future__ import annotations
@@ -48,9 +51,16 @@ LAYERS = {
 }
 
 
-def config_text(production: bool, redis_url: str, layers: tuple[str, ...] | None = None) -> str:
+def config_text(
+    production: bool,
+    redis_url: str,
+    layers: tuple[str, ...] | None = None,
+    database: str | None = None,
+) -> str:
     plain = {"logging": {"level": "warning", "access_log": False}}  # as run.py's plain row
     config = production_config(1, 1, redis_url) if production else plain
+    if database is not None:
+        config["state"]["database"] = database
     if production and layers is not None:
         full = config
         parts = ("logging", "metrics", "auth", "state", "limits")
@@ -75,7 +85,14 @@ async def cpu_per_request(app: Any, headers: list[tuple[bytes, bytes]], requests
     return (time.process_time() - start) / requests * 1e6
 
 
-async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate: bool) -> None:
+async def main(
+    requests: int,
+    rounds: int,
+    profile: bool,
+    redis_url: str,
+    ablate: bool,
+    database: str | None,
+) -> None:
     configure_logging("info")  # as `gateway serve` does: access-log lines are formatted
     plain = create_app(load_config_text(config_text(False, redis_url)))
     production = create_app(load_config_text(config_text(True, redis_url)))
@@ -87,6 +104,9 @@ async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate
                 app = create_app(load_config_text(config_text(True, redis_url, layers)))
                 shapes[name] = (app, key if "auth" in layers else [])
     shapes["production"] = (production, key)
+    if database is not None:
+        with_db = create_app(load_config_text(config_text(True, redis_url, database=database)))
+        shapes["production+db"] = (with_db, key)
     figures: dict[str, list[float]] = {name: [] for name in shapes}
     async with contextlib.AsyncExitStack() as stack:
         for app, _ in shapes.values():
@@ -108,7 +128,7 @@ async def main(requests: int, rounds: int, profile: bool, redis_url: str, ablate
         runs = ", ".join(f"{v:.0f}" for v in figures[name])
         print(f"  {name:11} {value:7.1f} us, least {least[name]:.1f}   (runs: {runs})")
     if ablate:
-        names = list(shapes)
+        names = [name for name in shapes if name != "production+db"]
         for before, after in itertools.pairwise(names):
             print(f"  {after} adds {median[after] - median[before]:6.1f} us over {before} (median)")
     for how, figure in (("median", median), ("least", least)):
@@ -130,5 +150,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
     )
+    parser.add_argument("--database", help="also the production shape with this database")
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.rounds, args.profile, args.redis_url, args.ablate))
+    asyncio.run(
+        main(args.requests, args.rounds, args.profile, args.redis_url, args.ablate, args.database)
+    )
