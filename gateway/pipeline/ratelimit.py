@@ -52,7 +52,7 @@ class RateLimit:
         estimate = self.estimate(ctx) if counts_tokens else 0
         charges = [(r, 1 if r.kind == "requests" else estimate) for r in rules]
         decision = await self.limiter.acquire(charges, self.config.on_backend_error)
-        ctx.response_headers.update(ratelimit_headers(decision.windows))
+        ratelimit_headers(decision.windows, ctx.response_headers)
         if not decision.allowed:
             raise refusal(decision)
         if not counts_tokens:

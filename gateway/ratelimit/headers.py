@@ -30,23 +30,32 @@ HEADER_NAMES = {  # (limit, remaining, reset) per kind
     kind: tuple(f"x-ratelimit-{name}-{kind}" for name in ("limit", "remaining", "reset"))
     for kind in ("requests", "tokens")
 }
+_REQUESTS, _TOKENS = HEADER_NAMES["requests"], HEADER_NAMES["tokens"]
 
 
-def ratelimit_headers(windows: Iterable[Window]) -> dict[str, str]:
-    """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window."""
-    tightest: dict[str, Window] = {}
+def ratelimit_headers(
+    windows: Iterable[Window], into: dict[str, str] | None = None
+) -> dict[str, str]:
+    """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window of
+    each kind, written into `into` (a new dict when None). On every limited request:
+    no dict of windows, the limit's text built once per rule."""
+    headers: dict[str, str] = {} if into is None else into
+    requests: Window | None = None
+    tokens: Window | None = None
     for window in windows:
-        kind: str = window.rule.kind
-        best = tightest.get(kind)
-        if best is None or window.remaining < best.remaining:
-            tightest[kind] = window
+        if window.rule.kind == "requests":
+            if requests is None or window.remaining < requests.remaining:
+                requests = window
+        elif tokens is None or window.remaining < tokens.remaining:
+            tokens = window
+    if requests is None and tokens is None:
+        return headers
     now = time.time()
-    headers = {}
-    for kind, window in tightest.items():
-        limit, remaining, reset = HEADER_NAMES[kind]
-        headers[limit] = str(window.rule.item.amount)
-        headers[remaining] = str(window.remaining)
-        headers[reset] = duration(window_reset_in(window, now))
+    for tightest, (limit, remaining, reset) in ((requests, _REQUESTS), (tokens, _TOKENS)):
+        if tightest is not None:
+            headers[limit] = tightest.rule.amount_text
+            headers[remaining] = str(tightest.remaining)
+            headers[reset] = duration(window_reset_in(tightest, now))
     return headers
 
 
@@ -54,9 +63,10 @@ def window_reset_in(window: Window, now: float) -> float:
     """Seconds until the window's current period ends (its count then starts to expire);
     0 while nothing is counted. Taken from the rule and the clock alone, not the backend's
     read: both backends align periods to multiples of their length since the epoch."""
-    if window.remaining >= window.rule.item.amount:
+    rule = window.rule
+    if window.remaining >= rule.amount:
         return 0.0
-    period = window.rule.period
+    period = rule.period
     return period - now % period
 
 
