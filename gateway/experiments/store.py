@@ -1,6 +1,12 @@
 """Per-variant counters and request → variant links, kept in the state backend so that
 every instance adds to (and reports from) the same numbers.
 
+Counters are written as debits, in batches every few ms (gateway/state/write_batch.py),
+retried, flushed on shutdown: no Redis round trip per request for them. A report writes
+this instance's pending ones first; another instance's arrive within its batch interval.
+A request's link is written before its reply leaves (feedback may follow at once, to any
+instance): one SET per request, while the provider works.
+
 Layout: hash `exp:{experiment}:{variant}` holds counters (requests, errors, tokens,
 cost, feedback, latency histogram buckets `lat_{i}`); `exp:req:{key id}|{request_id}`
 holds "experiment\tvariant\tkey id" until feedback can no longer name it, and
@@ -139,6 +145,7 @@ class ExperimentStore:
         )
 
     async def read(self, experiment: str, variants: list[str]) -> dict[str, dict[str, float]]:
+        await self.state.write_pending()  # this instance's counts of the last few ms
         keys = [self._key(experiment, v) for v in variants]
         try:
             rows = await self.state.hgetall_many(keys)
@@ -153,4 +160,6 @@ class ExperimentStore:
             return {}
 
     async def _add(self, key: str, fields: dict[str, float]) -> None:
-        await self.state.hincr_many({key: {f: v for f, v in fields.items() if v}})
+        """With the other debits of the next few ms (one Redis call for them all, not one
+        per request), retried when Redis cannot take them: no request goes uncounted."""
+        await self.state.debit({key: {f: v for f, v in fields.items() if v}})

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from gateway.cli import main
+from gateway.state.write_batch import BATCH_SECONDS
 from tests.redis_keys import drop_prefix, unique_prefix
 
 CONFIG = """
@@ -124,7 +125,7 @@ def test_counters_and_feedback_add_up_across_instances(
     instances: Instances, http: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = instances.urls
-    before = report(instances, capsys)
+    before = settled_report(instances, capsys)
     answer = chat(http, first, "feedback-user", "shared-req-1")
     variant = answer.headers["x-gateway-experiment"].split("=")[1]
     chat(http, second, "feedback-user", "shared-req-2")
@@ -142,6 +143,19 @@ def test_counters_and_feedback_add_up_across_instances(
     assert grew == 2
     accepted = after[variant]["feedback"]["accepted"] - before[variant]["feedback"]["accepted"]
     assert accepted == 1
+
+
+def settled_report(instances: Instances, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """The report once every instance's batched counters of earlier requests have landed
+    (each writes its batch within a few ms): two reads a batch interval apart agree."""
+    last = report(instances, capsys)
+    for _ in range(40):
+        time.sleep(BATCH_SECONDS * 2)
+        now = report(instances, capsys)
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def report(instances: Instances, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
