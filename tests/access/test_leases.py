@@ -299,3 +299,25 @@ async def test_token_settlements_go_into_the_lease_and_the_count_comes_out_exact
     (window,) = await reader.primary.windows([tokens])
     assert 1_000_000 - window.remaining == 20 * 30
     await reader.aclose()
+
+
+async def test_decisions_from_leases_report_each_rule_and_add_up_a_counter_named_twice(
+    redis_url: str, prefix: str
+) -> None:
+    """The one-pass decision (every rule held by its own lease) reports as the general
+    path does; a request naming one counter twice takes the sum from it."""
+    one = limiter(redis_url, prefix)
+    other = Rule("global", "requests", parse(f"{LIMIT}/day"), "all")
+    assert (await one.acquire([(RULE, 1), (other, 1)])).allowed  # both leased now
+    first = await one.acquire([(RULE, 1), (other, 1)])
+    second = await one.acquire([(RULE, 1), (other, 1)])
+    assert [w.rule for w in first.windows] == [RULE]  # the key's window only, as ever
+    assert second.windows[0].remaining == first.windows[0].remaining - 1
+    twice = await one.acquire([(RULE, 2), (RULE, 3)])
+    assert twice.allowed
+    third = await one.acquire([(RULE, 1), (other, 1)])
+    assert third.windows[0].remaining == second.windows[0].remaining - 6
+    await one.aclose()
+    exact = limiter(redis_url, prefix, fraction=0)
+    assert await window_count(exact) == 1 + 1 + 1 + 5 + 1  # every unit counted once
+    await exact.aclose()
