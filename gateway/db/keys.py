@@ -155,6 +155,9 @@ class KeyBackedState:
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self.inner.set(key, value, ttl)
 
+    async def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
+        await self.inner.set_many(items)
+
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
 

@@ -5,7 +5,8 @@ Counters are written as debits, in batches every few ms (gateway/state/write_bat
 retried, flushed on shutdown: no Redis round trip per request for them. A report writes
 this instance's pending ones first; another instance's arrive within its batch interval.
 A request's link is written before its reply leaves (feedback may follow at once, to any
-instance): one SET per request, while the provider works.
+instance), while the provider works: the links of one loop turn in one round trip
+(gateway/state/grouped_sets.py).
 
 Layout: hash `exp:{experiment}:{variant}` holds counters (requests, errors, tokens,
 cost, feedback, latency histogram buckets `lat_{i}`); `exp:req:{key id}|{request_id}`
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from math import isfinite
 
 from gateway.state import StateBackend
+from gateway.state.grouped_sets import GroupedSets
 
 # Upper bounds (seconds) of the latency histogram; the last bucket is open-ended.
 LATENCY_BOUNDS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
@@ -94,6 +96,7 @@ def latency_bucket(seconds: float) -> int:
 class ExperimentStore:
     def __init__(self, state: StateBackend) -> None:
         self.state = state
+        self.links = GroupedSets(state)  # the links of one loop turn: one round trip
 
     @staticmethod
     def _key(experiment: str, variant: str) -> str:
@@ -101,7 +104,7 @@ class ExperimentStore:
 
     async def link(self, request_id: str, link: Link, ttl: float) -> None:
         value = f"{link.experiment}\t{link.variant}\t{link.key_id}"
-        await self.state.set(_request_key("req", link.key_id, request_id), value.encode(), ttl)
+        await self.links.set(_request_key("req", link.key_id, request_id), value.encode(), ttl)
 
     async def lookup(self, key_id: str, request_id: str) -> Link | None:
         raw = await self.state.get(_request_key("req", key_id, request_id))

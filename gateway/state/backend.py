@@ -55,6 +55,10 @@ class StateBackend(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
+    async def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
+        """Several `set`s (key, value, ttl) in one round trip."""
+        ...
+
     async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
         """Set `key` and return its previous value, atomically (one writer wins each step)."""
         ...

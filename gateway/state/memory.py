@@ -37,6 +37,10 @@ class MemoryState:
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._values[key] = (value, _deadline(ttl))
 
+    async def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
+        for key, value, ttl in items:
+            await self.set(key, value, ttl)
+
     async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
         previous = await self.get(key)
         await self.set(key, value, ttl)

@@ -88,6 +88,13 @@ class RedisState:
         with self.health.guard():
             await self.client.set(self.prefix + key, value, px=px)
 
+    async def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
+        with self.health.guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value, ttl in items:
+                    pipe.set(self.prefix + key, value, px=int(ttl * 1000) if ttl else None)
+                await pipe.execute()
+
     async def swap(self, key: str, value: bytes, ttl: float | None = None) -> bytes | None:
         px = int(ttl * 1000) if ttl else None
         previous: bytes | None = await self.client.set(self.prefix + key, value, px=px, get=True)
