@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold, MissingMark
+from gateway.state.debits import Debit, add_into, merge_debits
 from gateway.state.health import RedisHealth
 from gateway.state.leases import INSTANCE_SECONDS, Lease, LeaseBook, lease_multiple
 from gateway.state.redis_url import limits_uri, redis_client
@@ -30,7 +31,6 @@ from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
 
 TIMEOUT_SECONDS = 1.0
-Debit = tuple[dict[str, dict[str, float]], float | None]  # updates and their ttl
 
 
 class RedisState:
@@ -447,24 +447,3 @@ class RedisState:
         await self.debits.flush()
         await self.health.aclose()
         await self.client.aclose()
-
-
-def add_into(total: dict[str, dict[str, float]], updates: dict[str, dict[str, float]]) -> None:
-    """Sum `updates` into `total`, per hash field."""
-    for key, amounts in updates.items():
-        fields = total.get(key)
-        if fields is None:
-            total[key] = dict(amounts)
-            continue
-        for field, amount in amounts.items():
-            fields[field] = fields.get(field, 0.0) + amount
-
-
-def merge_debits(batch: list[Debit]) -> Debit:
-    """Debits summed per hash field, under the longest of their ttls."""
-    merged: dict[str, dict[str, float]] = {}
-    ttl = None
-    for updates, item_ttl in batch:
-        ttl = item_ttl if ttl is None else max(ttl, item_ttl or 0)
-        add_into(merged, updates)
-    return merged, ttl
