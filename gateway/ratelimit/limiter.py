@@ -12,9 +12,7 @@ gateway/ratelimit/redis_windows.py). A refusal by one rule releases what the oth
 
 Under a burst, calls wait for a pooled connection (back-pressure): a decision is exact
 under any concurrency, and a pool that stays busy past its timeout answers 503 for that
-request, never a switch to per-process counts; so does a call that timed out while this
-process's event loop ran late (load, not an outage: gateway/state/loop_lag.py). If Redis
-fails (the process's one
+request, never a switch to per-process counts. If Redis fails (the process's one
 `RedisHealth`, shared with every other Redis user, marks it down), decisions fall back to
 a per-process memory limiter (or refuse, when configured closed) until the health's one
 probe sees Redis answer again. A token settlement Redis cannot take now is queued and
@@ -30,6 +28,8 @@ import time
 from collections.abc import Coroutine, Hashable, Sequence
 from typing import Any
 
+from redis.exceptions import MaxConnectionsError
+
 from gateway.errors import LimiterBusy, LimiterUnavailable
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.redis_windows import RedisWindows
@@ -42,7 +42,7 @@ from gateway.ratelimit.windows import (
     Window,
     reported,
 )
-from gateway.state.health import RedisHealth
+from gateway.state.health import PoolExhausted, RedisHealth
 from gateway.state.leases import Lease, LeaseBook, lease_multiple
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
@@ -210,10 +210,9 @@ class Limiter:
         epoch = self.redis_health.epoch
         try:
             (refused_at, answered), granted = await primary.acquire_leasing(asked, wanted, extras)
+        except (PoolExhausted, MaxConnectionsError):
+            raise overloaded() from None
         except Exception as exc:  # StorageError, connection refused, timeouts
-            if self.redis_health.is_load(exc):
-                self.redis_health.failed(epoch, exc)  # counted as load: no outage
-                raise overloaded() from None
             self._failed(epoch, exc)
             return None
         finally:
@@ -250,7 +249,8 @@ class Limiter:
                 [(rule, 0) for rule in rules], [True] * len(rules), [n for _, n in refills]
             )
         except Exception as exc:  # the leases run out and requests go to Redis themselves
-            self._failed(epoch, exc)  # (not an outage when it was load)
+            if not isinstance(exc, (PoolExhausted, MaxConnectionsError)):
+                self._failed(epoch, exc)
             return
         finally:
             self.leases.unclaim(claimed)
@@ -355,10 +355,9 @@ class Limiter:
             epoch = self.redis_health.epoch
             try:
                 return self.primary, await getattr(self.primary, method)(*args)
+            except (PoolExhausted, MaxConnectionsError):
+                raise overloaded() from None
             except Exception as exc:  # StorageError, connection refused, timeouts
-                if self.redis_health.is_load(exc):
-                    self.redis_health.failed(epoch, exc)  # counted as load: no outage
-                    raise overloaded() from None
                 self._failed(epoch, exc)
         else:
             self.metrics.redis_skipped.inc()

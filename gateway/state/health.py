@@ -9,11 +9,7 @@ last recovery and fails after it says nothing about Redis now, so it starts no o
 (each call remembers the epoch it began in).
 
 Waiting for a pooled connection is back-pressure, not an outage: `PoolExhausted` never
-marks Redis down. Nor does a call that timed out while this process's event loop was
-running late (gateway/state/loop_lag.py): the answer was most likely there, unread, while
-the loop served other requests. Both are load (`is_load`): the rate limiter answers such
-a request 503 (try again) rather than deciding it per process; other Redis users fall
-back for that one call.
+marks Redis down.
 """
 
 from __future__ import annotations
@@ -26,10 +22,8 @@ from types import TracebackType
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.observability.metrics import Metrics
-from gateway.state.loop_lag import LoopLag
 
 log = logging.getLogger("gateway")
 
@@ -44,13 +38,10 @@ class PoolExhausted(RedisConnectionError):
     """Every pooled connection stayed busy for the pool timeout (load, not an outage)."""
 
 
-BUSY = (PoolExhausted, MaxConnectionsError)  # the latter: a full Cluster node pool
-TIMEOUTS = (TimeoutError, RedisTimeoutError)
-
-
 def is_outage(exc: BaseException) -> bool:
     """Errors that say Redis does not answer (not a busy pool, not a bad command)."""
-    if isinstance(exc, (*BUSY, RedisUnavailable, ResponseError)):
+    busy = PoolExhausted | MaxConnectionsError  # the latter: a full Cluster node pool
+    if isinstance(exc, busy | RedisUnavailable | ResponseError):
         return False
     return isinstance(exc, Exception)
 
@@ -69,19 +60,11 @@ class RedisHealth:
         self.epoch = 0  # recoveries so far
         self.outages = 0  # times Redis was marked down
         self.failures = 0  # calls that failed for want of Redis (timeouts, refusals)
-        self.load_failures = 0  # of those, timeouts while the loop ran late (no outage)
         self.on_down: list[Callable[[BaseException], None]] = []
         self.on_recovery: list[Callable[[], Awaitable[None]]] = []  # before `up` is set
         self._probe: asyncio.Task[None] | None = None
-        self.lag = LoopLag()
-        self.lag.start()  # built in the server's loop: measured from the first request on
         if metrics is not None:
             metrics.redis_up.set(1)
-
-    def is_load(self, exc: BaseException) -> bool:
-        """Whether `exc` says this process is overloaded rather than Redis down: a busy
-        pool, or a timeout while the event loop was running late."""
-        return isinstance(exc, BUSY) or (isinstance(exc, TIMEOUTS) and self.lag.late())
 
     def guard(self) -> Guard:
         """`with health.guard(): await client...`: skips the call while Redis is down and
@@ -101,9 +84,6 @@ class RedisHealth:
         if not is_outage(exc):
             return
         self.failures += 1
-        if self.is_load(exc):
-            self.load_failures += 1
-            return
         if epoch != self.epoch or not self.up:
             return
         self.up = False
@@ -137,7 +117,6 @@ class RedisHealth:
             return False
 
     async def aclose(self) -> None:
-        self.lag.stop()
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(BaseException):
