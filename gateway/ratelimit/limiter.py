@@ -12,7 +12,9 @@ gateway/ratelimit/redis_windows.py). A refusal by one rule releases what the oth
 
 Under a burst, calls wait for a pooled connection (back-pressure): a decision is exact
 under any concurrency, and a pool that stays busy past its timeout answers 503 for that
-request, never a switch to per-process counts. If Redis fails (the process's one
+request, never a switch to per-process counts; so does a call that timed out while this
+process's event loop ran late (load, not an outage: gateway/state/loop_lag.py). If Redis
+fails (the process's one
 `RedisHealth`, shared with every other Redis user, marks it down), decisions fall back to
 a per-process memory limiter (or refuse, when configured closed) until the health's one
 probe sees Redis answer again. A token settlement Redis cannot take now is queued and
@@ -28,8 +30,6 @@ import time
 from collections.abc import Coroutine, Hashable, Sequence
 from typing import Any
 
-from redis.exceptions import MaxConnectionsError
-
 from gateway.errors import LimiterBusy, LimiterUnavailable
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.redis_windows import RedisWindows
@@ -42,7 +42,7 @@ from gateway.ratelimit.windows import (
     Window,
     reported,
 )
-from gateway.state.health import PoolExhausted, RedisHealth
+from gateway.state.health import RedisHealth
 from gateway.state.leases import Lease, LeaseBook, lease_multiple
 from gateway.state.retry_queue import RetryQueue
 from gateway.state.write_batch import WriteBatch
@@ -207,13 +207,14 @@ class Limiter:
         claimed = set(self.leases.claim(rule.key for (rule, _), n in pairs if n))
         extras = [n if rule.key in claimed else 0 for (rule, _), n in pairs]
         wanted = [report[i] or extra > 0 for i, extra in zip(remote, extras, strict=True)]
-        epoch = self.redis_health.epoch
+        epoch, started = self.redis_health.epoch, self.redis_health.lag.now()
         try:
             (refused_at, answered), granted = await primary.acquire_leasing(asked, wanted, extras)
-        except (PoolExhausted, MaxConnectionsError):
-            raise overloaded() from None
         except Exception as exc:  # StorageError, connection refused, timeouts
-            self._failed(epoch, exc)
+            if self.redis_health.is_load(exc, started):
+                self.redis_health.failed(epoch, exc, started)  # counted as load: no outage
+                raise overloaded() from None
+            self._failed(epoch, exc, started)
             return None
         finally:
             self.leases.unclaim(claimed)
@@ -243,14 +244,13 @@ class Limiter:
         primary = self.primary
         assert isinstance(primary, RedisWindows)
         rules = [rule for rule, _ in refills]
-        epoch = self.redis_health.epoch
+        epoch, started = self.redis_health.epoch, self.redis_health.lag.now()
         try:
             (_, windows), granted = await primary.acquire_leasing(
                 [(rule, 0) for rule in rules], [True] * len(rules), [n for _, n in refills]
             )
         except Exception as exc:  # the leases run out and requests go to Redis themselves
-            if not isinstance(exc, (PoolExhausted, MaxConnectionsError)):
-                self._failed(epoch, exc)
+            self._failed(epoch, exc, started)  # (not an outage when it was load)
             return
         finally:
             self.leases.unclaim(claimed)
@@ -329,11 +329,11 @@ class Limiter:
         then waits in the retry queue for the health probe)."""
         if not self.redis_health.up:
             raise ConnectionError("Redis is marked down")
-        epoch = self.redis_health.epoch
+        epoch, started = self.redis_health.epoch, self.redis_health.lag.now()
         try:
             await self._write_settlements(batch)
         except Exception as exc:
-            self._failed(epoch, exc)
+            self._failed(epoch, exc, started)
             raise
 
     async def _write_settlements(self, batch: list[list[Charge]]) -> None:
@@ -352,24 +352,25 @@ class Limiter:
     ) -> tuple[MemoryWindows | RedisWindows, Any]:
         """Which windows answered, and their answer: Redis's, else the fallback's."""
         if self.redis_health.up:
-            epoch = self.redis_health.epoch
+            epoch, started = self.redis_health.epoch, self.redis_health.lag.now()
             try:
                 return self.primary, await getattr(self.primary, method)(*args)
-            except (PoolExhausted, MaxConnectionsError):
-                raise overloaded() from None
             except Exception as exc:  # StorageError, connection refused, timeouts
-                self._failed(epoch, exc)
+                if self.redis_health.is_load(exc, started):
+                    self.redis_health.failed(epoch, exc, started)  # counted as load: no outage
+                    raise overloaded() from None
+                self._failed(epoch, exc, started)
         else:
             self.metrics.redis_skipped.inc()
         if on_error == "closed":
             raise LimiterUnavailable("Rate limiting is unavailable; try again shortly.")
         return self.fallback, await getattr(self.fallback, method)(*args)
 
-    def _failed(self, epoch: int, exc: Exception) -> None:
+    def _failed(self, epoch: int, exc: Exception, started: float = 0.0) -> None:
         self.metrics.redis_errors.labels("ratelimit").inc()
         # A call begun before the last recovery (its connection was dropped by it) says
         # nothing about Redis now: the health view starts no new outage for it.
-        self.redis_health.failed(epoch, exc)
+        self.redis_health.failed(epoch, exc, started)
 
     def _degrade(self, exc: Exception) -> None:
         """Mark Redis down now (for tests and callers that saw it fail)."""

@@ -9,7 +9,11 @@ last recovery and fails after it says nothing about Redis now, so it starts no o
 (each call remembers the epoch it began in).
 
 Waiting for a pooled connection is back-pressure, not an outage: `PoolExhausted` never
-marks Redis down.
+marks Redis down. Nor does a call that timed out while this process's event loop was
+running late (gateway/state/loop_lag.py): the answer was most likely there, unread, while
+the loop served other requests. Both are load (`is_load`): the rate limiter answers such
+a request 503 (try again) rather than deciding it per process; other Redis users fall
+back for that one call.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from types import TracebackType
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.observability.metrics import Metrics
+from gateway.state.loop_lag import LoopLag
 
 log = logging.getLogger("gateway")
 
@@ -38,10 +44,13 @@ class PoolExhausted(RedisConnectionError):
     """Every pooled connection stayed busy for the pool timeout (load, not an outage)."""
 
 
+BUSY = (PoolExhausted, MaxConnectionsError)  # the latter: a full Cluster node pool
+TIMEOUTS = (TimeoutError, RedisTimeoutError)
+
+
 def is_outage(exc: BaseException) -> bool:
     """Errors that say Redis does not answer (not a busy pool, not a bad command)."""
-    busy = PoolExhausted | MaxConnectionsError  # the latter: a full Cluster node pool
-    if isinstance(exc, busy | RedisUnavailable | ResponseError):
+    if isinstance(exc, (*BUSY, RedisUnavailable, ResponseError)):
         return False
     return isinstance(exc, Exception)
 
@@ -60,11 +69,22 @@ class RedisHealth:
         self.epoch = 0  # recoveries so far
         self.outages = 0  # times Redis was marked down
         self.failures = 0  # calls that failed for want of Redis (timeouts, refusals)
+        self.load_failures = 0  # of those, timeouts while the loop ran late (no outage)
         self.on_down: list[Callable[[BaseException], None]] = []
         self.on_recovery: list[Callable[[], Awaitable[None]]] = []  # before `up` is set
         self._probe: asyncio.Task[None] | None = None
+        self.lag = LoopLag()
+        self.lag.start()  # built in the server's loop: measured from the first request on
         if metrics is not None:
             metrics.redis_up.set(1)
+
+    def is_load(self, exc: BaseException, started: float = 0.0) -> bool:
+        """Whether `exc` says this process is overloaded rather than Redis down: a busy
+        pool, or a timeout of a call begun at `started` (`lag.now()`) during which the
+        event loop stalled."""
+        if isinstance(exc, BUSY):
+            return True
+        return isinstance(exc, TIMEOUTS) and self.lag.late_since(started)
 
     def guard(self) -> Guard:
         """`with health.guard(): await client...`: skips the call while Redis is down and
@@ -79,11 +99,15 @@ class RedisHealth:
             raise RedisUnavailable("Redis is marked down; using the fallback")
         return self.epoch
 
-    def failed(self, epoch: int, exc: BaseException) -> None:
-        """A call begun in `epoch` failed with `exc`: mark Redis down if that says so."""
+    def failed(self, epoch: int, exc: BaseException, started: float = 0.0) -> None:
+        """A call begun in `epoch` (at `started`, `lag.now()`) failed with `exc`: mark
+        Redis down if that says so."""
         if not is_outage(exc):
             return
         self.failures += 1
+        if self.is_load(exc, started):
+            self.load_failures += 1
+            return
         if epoch != self.epoch or not self.up:
             return
         self.up = False
@@ -117,6 +141,7 @@ class RedisHealth:
             return False
 
     async def aclose(self) -> None:
+        self.lag.stop()
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(BaseException):
@@ -126,14 +151,16 @@ class RedisHealth:
 class Guard:
     """A cheap synchronous context manager around one awaited Redis call."""
 
-    __slots__ = ("epoch", "health")
+    __slots__ = ("epoch", "health", "started")
 
     def __init__(self, health: RedisHealth) -> None:
         self.health = health
         self.epoch = 0
+        self.started = 0.0
 
     def __enter__(self) -> Guard:
         self.epoch = self.health.check()
+        self.started = self.health.lag.now()
         return self
 
     def __exit__(
@@ -143,4 +170,4 @@ class Guard:
         trace: TracebackType | None,
     ) -> None:
         if exc is not None:
-            self.health.failed(self.epoch, exc)
+            self.health.failed(self.epoch, exc, self.started)

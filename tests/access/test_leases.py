@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from limits import parse
 
+from gateway.errors import LimiterBusy
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.limiter import Limiter, Rule
 from gateway.state.backend import Hold
@@ -161,17 +162,25 @@ async def test_instances_with_leases_never_pass_the_limit_and_leave_nothing_held
     redis_url: str, prefix: str
 ) -> None:
     instances = [limiter(redis_url, prefix) for _ in range(3)]
+    busy = 0
 
     async def take(i: int) -> bool:
-        return (await instances[i % 3].acquire([(RULE, 1)])).allowed
+        nonlocal busy
+        try:
+            return (await instances[i % 3].acquire([(RULE, 1)])).allowed
+        except LimiterBusy:  # a starved loop (a loaded machine): 503, never per process
+            busy += 1
+            return False
 
     allowed = sum(await asyncio.gather(*(take(i) for i in range(1300))))
-    assert LIMIT - 3 * 10 <= allowed <= LIMIT  # room held by another's lease: refused early
+    # Room held by another's lease is refused early; never more than the limit.
+    assert LIMIT - 3 * 10 - busy <= allowed <= LIMIT
     for one in instances:
         await one.aclose()  # unused leases go back
     exact = limiter(redis_url, prefix, fraction=0)
     more = [(await exact.acquire([(RULE, 1)])).allowed for _ in range(LIMIT - allowed + 5)]
-    assert allowed + sum(more) == LIMIT  # every unit usable, none twice
+    # Every unit usable, none twice (a 503'd call may have taken its unit: early at worst).
+    assert LIMIT - busy <= allowed + sum(more) <= LIMIT
     await exact.aclose()
 
 

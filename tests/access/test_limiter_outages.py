@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from limits import parse
 
+from gateway.errors import LimiterBusy
 from gateway.observability.metrics import Metrics
 from gateway.ratelimit.limiter import Limiter, Rule
 from tests.redis_servers import Servers, plain_server, stop_all
@@ -112,3 +113,38 @@ async def test_a_failure_begun_before_the_recovery_starts_no_new_outage() -> Non
     assert (await in_flight).allowed  # decided by the fallback, once
     assert not limiter.degraded and limiter.epoch == 1
     await limiter.aclose()
+
+
+def run_late(seconds: float) -> None:
+    """Hold the event loop, as a process whose CPU is saturated does."""
+    time.sleep(seconds)
+
+
+async def test_a_timeout_while_the_loop_runs_late_is_load_not_an_outage(
+    redis_port: tuple[int, Servers],
+) -> None:
+    """Under CPU saturation a Redis answer waits unread while the loop serves others, and
+    the call times out. Taken for an outage, limits would switch to per-process counts
+    (N instances admit N times a limit) when the gateway is busiest: it answers 503
+    instead, Redis stays up. A stall before the call began does not count, and the same
+    timeout with the loop on time is an outage, as ever."""
+    port, (server,) = redis_port
+    limiter = Limiter(f"redis://127.0.0.1:{port}/0", f"t{uuid.uuid4().hex}:", Metrics())
+    rule = Rule("ip", "requests", parse("1000/minute"), "client")
+    try:
+        await timed_acquire(limiter, rule)
+        run_late(0.4)  # a stall before the calls below (start-up, a big body): not theirs
+        await asyncio.sleep(0.15)
+        server.send_signal(signal.SIGSTOP)  # nothing answers: every call times out
+        call = asyncio.create_task(limiter.acquire([(rule, 1)]))
+        await asyncio.sleep(0.05)  # the call is in flight
+        run_late(0.4)
+        with pytest.raises(LimiterBusy):
+            await call
+        assert not limiter.degraded and fallback_gauge(limiter) == 0
+        assert limiter.redis_health.load_failures == 1
+        await timed_acquire(limiter, rule)  # the loop on time: an outage, the fallback decides
+        assert limiter.degraded and fallback_gauge(limiter) == 1
+    finally:
+        server.send_signal(signal.SIGCONT)
+        await limiter.aclose()
