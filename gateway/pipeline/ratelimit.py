@@ -16,7 +16,7 @@ from gateway.auth.principal import Principal
 from gateway.config.access import CapsSection, LimitsConfig
 from gateway.context import RequestContext
 from gateway.ratelimit.headers import ratelimit_headers, refusal
-from gateway.ratelimit.limiter import Charge, Decision, Limiter, Rule
+from gateway.ratelimit.limiter import Decision, Limiter, RatePlan
 from gateway.ratelimit.rules import request_rules
 from gateway.types import Next, Reply
 
@@ -28,45 +28,42 @@ class RateLimit:
         self.config = config
         self.caps = caps
         self.limiter = limiter
-        # (id(principal), alias) -> (principal, its rules, whether any counts tokens): a
-        # request's rules, built once per key and model, not per request. The entry keeps
-        # the principal alive, so its id is not reused while it is there.
-        self._plans: dict[tuple[int, str], tuple[Principal, list[Rule], bool]] = {}
+        # (id(principal), alias) -> (principal, its plan): a request's rules, built once
+        # per key and model, not per request. The entry keeps the principal alive, so its
+        # id is not reused while it is there.
+        self._plans: dict[tuple[int, str], tuple[Principal, RatePlan]] = {}
 
-    def plan(self, ctx: RequestContext) -> tuple[list[Rule], bool]:
+    def plan(self, ctx: RequestContext) -> RatePlan:
         principal = ctx.principal
         key = (id(principal), ctx.target_alias or ctx.alias)
         found = self._plans.get(key)
         if found is None or found[0] is not principal:
-            rules = request_rules(self.config, ctx)
-            found = (principal, rules, any(r.kind == "tokens" for r in rules))
+            found = (principal, RatePlan(request_rules(self.config, ctx)))
             if len(self._plans) >= PLANS_CACHED:
                 self._plans.clear()
             self._plans[key] = found
-        return found[1], found[2]
+        return found[1]
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
-        rules, counts_tokens = self.plan(ctx)
-        if not rules:
+        plan = self.plan(ctx)
+        if not plan.rules:
             return await call_next(ctx)
-        estimate = self.estimate(ctx) if counts_tokens else 0
-        charges = [(r, 1 if r.kind == "requests" else estimate) for r in rules]
-        decision = await self.limiter.acquire(charges, self.config.on_backend_error)
+        estimate = self.estimate(ctx) if plan.counts_tokens else 0
+        decision = await self.limiter.take(plan, estimate, self.config.on_backend_error)
         ratelimit_headers(decision.windows, ctx.response_headers)
         if not decision.allowed:
             raise refusal(decision)
-        if not counts_tokens:
+        if not plan.counts_tokens:
             return await call_next(ctx)
-        token_charges = [c for c in charges if c[0].kind == "tokens"]
         try:
             reply = await call_next(ctx)
         except BaseException:
-            await self.settle(decision, token_charges, 0)
+            await self.settle(decision, plan, estimate, 0)
             raise
 
         async def settle(done: Reply) -> None:
             used = sane_tokens(done.usage.total_tokens) if done.usage is not None else 0
-            await self.settle(decision, token_charges, used)
+            await self.settle(decision, plan, estimate, used)
 
         reply.on_complete(settle)
         return reply
@@ -82,8 +79,11 @@ class RateLimit:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion
 
-    async def settle(self, decision: Decision, charges: list[Charge], used: int) -> None:
-        """Replace each reservation by the tokens really used (positive or negative delta),
-        on the windows that took it; queued and retried when Redis cannot take it now."""
-        deltas = [(rule, used - reserved) for rule, reserved in charges]
-        await self.limiter.settle(decision, deltas)
+    async def settle(self, decision: Decision, plan: RatePlan, reserved: int, used: int) -> None:
+        """Replace each token rule's reservation by the tokens really used (a positive or
+        negative delta), on the windows that took it; queued and retried when Redis
+        cannot take it now."""
+        if used != reserved:
+            await self.limiter.settle(
+                decision, [(rule, used - reserved) for rule in plan.token_rules]
+            )

@@ -32,6 +32,7 @@ from typing import Any
 
 from gateway.errors import LimiterBusy, LimiterUnavailable
 from gateway.observability.metrics import Metrics
+from gateway.ratelimit.plan import RatePlan
 from gateway.ratelimit.redis_windows import RedisWindows
 from gateway.ratelimit.windows import (
     Charge,
@@ -52,6 +53,7 @@ __all__ = [
     "Decision",
     "Kind",
     "Limiter",
+    "RatePlan",
     "RedisWindows",
     "Rule",
     "Window",
@@ -110,7 +112,7 @@ class Limiter:
         if not charges:
             return Decision(None, [])
         if self.lease_fraction and self.redis_health.up:
-            leased = self._decide_from_leases(charges) or await self._acquire_leasing(charges)
+            leased = await self._acquire_leasing(charges)
             if leased is not None:
                 return leased
         report = reported(charges)
@@ -122,39 +124,54 @@ class Limiter:
         self.metrics.ratelimit_refusals.labels(refused.scope).inc()
         return Decision(refused, present, store)
 
-    def _decide_from_leases(self, charges: Sequence[Charge]) -> Decision | None:
-        """The common case in one pass: every rule (each its own counter) held by a live
-        lease with room for its cost; None, with nothing taken, otherwise. As
-        `_acquire_leasing` decides it, without the dicts and lists it builds."""
+    async def take(self, plan: RatePlan, tokens: int, on_error: str = "open") -> Decision:
+        """`acquire` for a request of `plan`'s rules estimated at `tokens` tokens: in one
+        pass over the leases when each rule's lease holds its cost (the common case)."""
+        if self.lease_fraction and plan.distinct and self.redis_health.up:
+            decision = self._decide_from_leases(plan, tokens)
+            if decision is not None:
+                return decision
+        return await self.acquire(plan.charges(tokens), on_error)
+
+    def _decide_from_leases(self, plan: RatePlan, tokens: int) -> Decision | None:
+        """Every rule (each its own counter) held by a live lease with room for its cost:
+        taken in one pass; None, with nothing taken, otherwise. As `_acquire_leasing`
+        decides it, without the dicts and lists it builds."""
         leases = self.leases.leases
         now = time.monotonic()
-        held: list[Lease] = []
-        for rule, cost in charges:
-            lease = leases.get(rule.key)
-            if lease is None or lease.expires_at <= now or lease.left.get("n", 0.0) < cost:
-                return None
-            held.append(lease)
-        if len({id(lease) for lease in held}) < len(held):
-            return None  # two rules on one counter: their costs add up (the general path)
-        keyed = [rule.scope == "key" for rule, _ in charges]
-        report = keyed if any(keyed) else [True] * len(charges)  # as `reported`
         until = now + self.leases.seconds
-        refilling = self.leases.refilling_now
         wall = time.time()
         windows: list[Window] = []
-        low: list[Lease] = []
-        for (rule, cost), lease, shown in zip(charges, held, report, strict=True):
+        low: list[Lease] | None = None
+        for taken, (rule, counts_tokens, shown) in enumerate(plan.entries):
+            lease = leases.get(rule.key)
+            cost = tokens if counts_tokens else 1
+            if lease is None or lease.expires_at <= now or lease.left.get("n", 0.0) < cost:
+                self._untake(plan, tokens, taken)
+                return None
             left = lease.left["n"] - cost
             lease.left["n"] = left
             lease.remaining -= cost
             lease.expires_at = until if until < lease.return_until else lease.return_until
-            if left < lease.low_marks.get("n", 0.0) and not refilling(rule.key):
+            if left < lease.low_marks.get("n", 0.0) and not self.leases.refilling_now(rule.key):
+                if low is None:
+                    low = []
                 low.append(lease)
             if shown:
                 windows.append(Window(rule, max(0, int(lease.remaining)), wall))
-        if low:
+        if low is not None:
             self._refill(low)
         return Decision(None, windows, self.primary)
+
+    def _untake(self, plan: RatePlan, tokens: int, taken: int) -> None:
+        """Put back what `_decide_from_leases` took from the first `taken` rules' leases
+        (with no await since: each is the lease it took from)."""
+        leases = self.leases.leases
+        for rule, counts_tokens, _ in plan.entries[:taken]:
+            lease = leases[rule.key]
+            cost = tokens if counts_tokens else 1
+            lease.left["n"] += cost
+            lease.remaining += cost
 
     async def _acquire_leasing(self, charges: Sequence[Charge]) -> Decision | None:
         """Rules whose lease holds their cost are decided here; the others in one Redis
@@ -313,15 +330,18 @@ class Limiter:
         back become room in the lease; more used is taken from it): the lease's own units
         are counted in Redis already, and what it holds at its end goes back there. The
         charges left to write to Redis."""
+        leases = self.leases.leases
         now = time.monotonic()
+        until = now + self.leases.seconds
         rest: list[Charge] = []
-        for rule, delta in charges:
-            lease = self.leases.covers(rule.key, {"n": max(delta, 0)}, now)
-            if lease is None:
+        for rule, delta in charges:  # `covers` and `spend`, inline: once per request
+            lease = leases.get(rule.key)
+            if lease is None or lease.expires_at <= now or lease.left.get("n", 0.0) < delta:
                 rest.append((rule, delta))
-            else:
-                self.leases.spend(lease, {"n": delta}, now)
-                lease.remaining -= delta
+                continue
+            lease.left["n"] -= delta
+            lease.remaining -= delta
+            lease.expires_at = until if until < lease.return_until else lease.return_until
         return rest
 
     async def _write_batch(self, batch: list[list[Charge]]) -> None:

@@ -18,7 +18,7 @@ from limits import parse
 
 from gateway.errors import LimiterBusy
 from gateway.observability.metrics import Metrics
-from gateway.ratelimit.limiter import Limiter, Rule
+from gateway.ratelimit.limiter import Limiter, RatePlan, Rule
 from gateway.state.backend import Hold
 from gateway.state.leases import MAX_REQUESTS, LeaseBook, lease_multiple
 from gateway.state.redis import RedisState
@@ -304,20 +304,26 @@ async def test_token_settlements_go_into_the_lease_and_the_count_comes_out_exact
 async def test_decisions_from_leases_report_each_rule_and_add_up_a_counter_named_twice(
     redis_url: str, prefix: str
 ) -> None:
-    """The one-pass decision (every rule held by its own lease) reports as the general
-    path does; a request naming one counter twice takes the sum from it."""
+    """The one-pass decision of a plan (every rule held by its own lease) reports as the
+    general path does; a request naming one counter twice takes the sum from it."""
     one = limiter(redis_url, prefix)
     other = Rule("global", "requests", parse(f"{LIMIT}/day"), "all")
-    assert (await one.acquire([(RULE, 1), (other, 1)])).allowed  # both leased now
-    first = await one.acquire([(RULE, 1), (other, 1)])
-    second = await one.acquire([(RULE, 1), (other, 1)])
-    assert [w.rule for w in first.windows] == [RULE]  # the key's window only, as ever
+    tokens = Rule("key", "tokens", parse("1000000/day"), "k-tokens")
+    plan = RatePlan([RULE, other, tokens])
+    assert plan.distinct and plan.token_rules == (tokens,)
+    general = await one.acquire(plan.charges(7))  # every lease asked for here
+    assert general.allowed
+    first = await one.take(plan, 7)
+    second = await one.take(plan, 5)
+    assert [w.rule for w in first.windows] == [w.rule for w in general.windows] == [RULE, tokens]
     assert second.windows[0].remaining == first.windows[0].remaining - 1
-    twice = await one.acquire([(RULE, 2), (RULE, 3)])
-    assert twice.allowed
-    third = await one.acquire([(RULE, 1), (other, 1)])
-    assert third.windows[0].remaining == second.windows[0].remaining - 6
+    assert second.windows[1].remaining == first.windows[1].remaining - 5
+    twice = RatePlan([RULE, RULE])
+    assert not twice.distinct
+    assert (await one.take(twice, 0)).allowed  # two units from one counter
+    third = await one.take(plan, 1)
+    assert third.windows[0].remaining == second.windows[0].remaining - 3
     await one.aclose()
     exact = limiter(redis_url, prefix, fraction=0)
-    assert await window_count(exact) == 1 + 1 + 1 + 5 + 1  # every unit counted once
+    assert await window_count(exact) == 1 + 1 + 1 + 2 + 1  # every unit counted once
     await exact.aclose()
