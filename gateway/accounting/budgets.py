@@ -90,6 +90,7 @@ class Plan:
 
     counters: tuple[Counter, ...]
     keys: tuple[str, ...]  # the counters' keys, in order: what a reservation holds
+    terms: tuple[str, ...]  # the counters' lease terms, in order
 
     @classmethod
     def build(cls, scopes: Scopes, day: str, month: str) -> Plan:
@@ -105,7 +106,7 @@ class Plan:
                 key = spend_key(scope, name, period, ids[period])
                 terms = Hold(key, {}, present).lease_terms()
                 counters.append((key, present, terms, scope, period))
-        return cls(tuple(counters), tuple(c[0] for c in counters))
+        return cls(tuple(counters), tuple(c[0] for c in counters), tuple(c[2] for c in counters))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,6 +173,8 @@ class SpendStore:
         amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
         scopes = await self.scopes(principal) if scopes is None else scopes
         plan = self.plan(scopes, ids["day"], ids["month"])
+        if self.state.take_leased(plan.terms, amounts, RETENTION_SECONDS):
+            return Reservation(plan.keys, float(tokens), usd)  # from this process's leases
         holds = [
             Hold(key, amounts, limits, terms, requires)
             for key, limits, terms, _, _ in plan.counters

@@ -13,7 +13,7 @@ presented by attackers never reach PostgreSQL. YAML keys never pass through here
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -151,6 +151,11 @@ class KeyBackedState:
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         return await self.inner.reserve(holds, ttl)
+
+    def take_leased(
+        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+    ) -> bool:
+        return self.inner.take_leased(terms, amounts, ttl)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self.inner.set(key, value, ttl)

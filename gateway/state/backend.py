@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -114,6 +115,14 @@ class StateBackend(Protocol):
         """Add each hold's amounts to `reserved_<field>` when every field of every hold has
         room (`<field>` + `reserved_<field>` + amount <= limit), atomically; all or none.
         None when reserved, else the index of the first hold without room."""
+        ...
+
+    def take_leased(
+        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+    ) -> bool:
+        """`reserve` of the same `amounts` on each hold of `terms` (`Hold.lease_terms`)
+        from this process's budget leases, when every one holds them: True when taken
+        (nothing to ask Redis), else False with nothing taken."""
         ...
 
     async def ping(self) -> bool:

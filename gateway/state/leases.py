@@ -147,29 +147,39 @@ class LeaseBook:
         """Take the same `amounts` from the live lease of every key when each holds them,
         else take nothing and answer None: `covers` and `spend` for a request whose holds
         all ask the same (a key's and its team's budgets), in one call. The leases now
-        running low with no refill in flight."""
+        running low (a field taken from fell under its mark) with no refill in flight."""
         leases = self.leases
-        held: list[Lease] = []
-        for key in keys:  # `covers`, inline: this runs for every budgeted request
+        pairs = tuple(amounts.items())
+        until = now + self.seconds
+        low: list[tuple[Hashable, Lease]] = []
+        for taken, key in enumerate(keys):  # taken from as checked: put back on a miss
             lease = leases.get(key)
             if lease is None or lease.expires_at <= now:
+                self._put_back(keys[:taken], pairs)
                 return None
             left = lease.left
-            for name, amount in amounts.items():
+            for name, amount in pairs:
                 if left.get(name, 0.0) < amount:
+                    self._put_back(keys[:taken], pairs)
                     return None
-            held.append(lease)
-        low: list[tuple[Hashable, Lease]] = []
-        until = now + self.seconds
-        refills = self._refills
-        for key, lease in zip(keys, held, strict=True):
-            left = lease.left
-            for name, amount in amounts.items():
-                left[name] -= amount
+            marks = lease.low_marks
+            running_low = False
+            for name, amount in pairs:
+                rest = left[name] - amount
+                left[name] = rest
+                if rest < marks.get(name, 0.0):
+                    running_low = True
             lease.expires_at = until if until < lease.return_until else lease.return_until
-            if key not in refills and lease.running_low():
+            if running_low and key not in self._refills:
                 low.append((key, lease))
         return low
+
+    def _put_back(self, keys: Sequence[Hashable], pairs: tuple[tuple[str, float], ...]) -> None:
+        """Undo `take_all` on the leases of `keys` (no await since: the same leases)."""
+        for key in keys:
+            left = self.leases[key].left
+            for name, amount in pairs:
+                left[name] += amount
 
     def spend_each(
         self, held: Mapping[Hashable, Lease], needs: Mapping[Hashable, float], name: str, now: float

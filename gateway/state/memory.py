@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
 from gateway.state.backend import Hold, MissingMark
 
@@ -107,6 +108,11 @@ class MemoryState:
         self, keys: tuple[str, ...], amounts: dict[str, float], ttl: float | None = None
     ) -> None:
         await self.hincr_many(dict.fromkeys(keys, amounts), ttl)  # (read, never changed)
+
+    def take_leased(
+        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+    ) -> bool:
+        return False  # one process: every reservation is decided here at once
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         """As Redis's script does (no await between the check and the update)."""

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Collection, Coroutine, Hashable
+from collections.abc import Collection, Coroutine, Hashable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio.retry import Retry
@@ -219,20 +219,21 @@ class RedisState:
         """Every queued debit in one call (summed per hash field)."""
         await self.hincr_many(*merge_debits(batch))
 
+    def take_leased(
+        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+    ) -> bool:
+        if not self.lease_fraction:
+            return False
+        low_leases = self.leases.take_all(terms, amounts, time.monotonic())
+        if low_leases is None:
+            return False
+        if low_leases:
+            self._refill(low_leases, int((ttl or 0) * 1000) or 2**40)
+        return True
+
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
-        if self.lease_fraction:
-            amounts = holds[0].amounts if holds else {}
-            for hold in holds:  # one budget's request: its holds all ask the same
-                if hold.amounts is not amounts:
-                    break
-            else:
-                terms = [hold.terms or hold.lease_terms() for hold in holds]
-                low_leases = self.leases.take_all(terms, amounts, time.monotonic())
-                if low_leases is not None:  # every hold served by its lease
-                    if low_leases:
-                        self._refill(low_leases, ttl_ms)
-                    return None
+        if self.lease_fraction:  # (`take_leased` first, when the holds all ask the same)
             return await self._reserve_leasing(holds, ttl_ms)
         if not self.cluster:
             return (await self._reserve_holds(holds, ttl_ms))[0]
