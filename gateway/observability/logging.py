@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -54,12 +54,22 @@ class JSONFormatter(logging.Formatter):
         message: str,
         fields: dict[str, Any],
         exc: str | None = None,
+        texts: Sequence[str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         """One JSON log line: the record's own keys, then each field (opaque object reprs
-        left out), then the traceback; redacted field by field unless the line is clean."""
+        left out), then the traceback; redacted field by field unless the line is clean.
+        `texts`: the caller vouches that these are every string of `fields`, the other
+        values scalars, and no name a secret field's (only the texts are checked);
+        `extra`: more fields, checked as usual."""
         head = {"ts": self._timestamp(created), "level": level.lower(), "logger": logger}
         redact = self.redactor
-        if exc is None and redact.plain(message, fields):  # strings and scalars: none opaque
+        if texts is None:
+            clean = redact.plain(message, fields)  # strings and scalars: none opaque
+        else:
+            clean = redact.clean(texts) and redact.plain(message, extra or {})
+            fields = {**fields, **extra} if extra else fields
+        if exc is None and clean:
             text = orjson.dumps({**head, "msg": message, **fields}).decode()
         else:
             kept = {k: v for k, v in fields.items() if type(v) in _PLAIN_TYPES or not _opaque(v)}
@@ -103,18 +113,25 @@ class AccessLog:
         # write system call for the requests a turn completes, not one per request).
         self._pending: dict[logging.StreamHandler, list[str]] = {}  # type: ignore[type-arg]
 
-    def info(self, message: str, fields: dict[str, Any]) -> None:
+    def info(
+        self,
+        message: str,
+        fields: dict[str, Any],
+        texts: Sequence[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """`texts` and `extra` as `JSONFormatter.line` takes them."""
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
         handlers = _plain_json_handlers(logger, logging.INFO)
         if handlers is None:
-            logger.info(message, extra=fields)
+            logger.info(message, extra={**fields, **extra} if extra else fields)
             return
         created = time.time()
         for handler in handlers:
             formatter: JSONFormatter = handler.formatter  # type: ignore[assignment]
-            line = formatter.line(created, "INFO", logger.name, message, fields)
+            line = formatter.line(created, "INFO", logger.name, message, fields, None, texts, extra)
             self._write(handler, line + handler.terminator)
 
     def _write(self, handler: logging.StreamHandler, text: str) -> None:  # type: ignore[type-arg]

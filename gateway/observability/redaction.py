@@ -4,7 +4,7 @@ key-shaped strings (sk-…), wherever they appear in a message or a field."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -66,7 +66,15 @@ class Redactor:
                 if len(safe) >= SAFE_NAMES:
                     safe.clear()
                 safe.add(key)
-        text = "\n".join(strings)
+        return self.clean(strings)
+
+    def clean(self, strings: Sequence[str]) -> bool:
+        """True when none of `strings` holds a configured secret or a marker (nothing
+        `text` would mask); False too when one is not a string."""
+        try:
+            text = "\n".join(strings)
+        except TypeError:
+            return False
         for secret in self.secrets:
             if secret in text:
                 return False

@@ -141,9 +141,10 @@ class Observe:
             series.tokens_out.inc(usage.completion_tokens)
         if not self.access_log:
             return
+        endpoint = endpoint_label(ctx)
         entry = {
             "request_id": ctx.request_id,
-            "endpoint": endpoint_label(ctx),
+            "endpoint": endpoint,
             "model": ctx.alias,
             "deployment": ctx.deployment,
             "status": reply.status,
@@ -156,12 +157,15 @@ class Observe:
             "tokens_estimated": usage.estimated if usage else None,
             "completed": reply.completed or not (reply.is_stream or ctx.client_gone),
             "client_ip": ctx.client_ip,
-            **ctx.log_fields,
         }
+        # Every string of `entry`, checked for secrets (its names are safe, the rest scalars).
+        texts = [ctx.request_id, endpoint, ctx.alias, ctx.deployment, ctx.client_ip]
         if reply.error is not None:
             entry["error_type"] = reply.error.error_type
             entry["error"] = reply.error.message
+            texts += (reply.error.error_type, reply.error.message)
         if self.log_prompts:
-            entry["prompt"] = prompt_text(ctx.request)
-            entry["completion"] = completion_text(reply, streamed or [])
-        requests_log.info("request", entry)
+            prompt = entry["prompt"] = prompt_text(ctx.request)
+            completion = entry["completion"] = completion_text(reply, streamed or [])
+            texts += (text for text in (prompt, completion) if text is not None)
+        requests_log.info("request", entry, texts, ctx.log_fields)
