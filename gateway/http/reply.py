@@ -22,18 +22,31 @@ NAMES_KEPT = 1024
 _encoded_names: dict[str, bytes] = {}  # header name -> its lower-case latin-1 bytes
 
 
-def raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def raw_headers(
+    headers: dict[str, str], default_type: bytes = b"", length: int | None = None
+) -> list[tuple[bytes, bytes]]:
     """ASGI's header list, as Starlette encodes it (names lower-cased; latin-1); a name is
     encoded once, not per reply (a reply carries up to ten; the rate-limit ones are the same
-    six every time). Bounded: a provider's header names are not ours to count."""
+    six every time). Bounded: a provider's header names are not ours to count.
+    `default_type`: the content-type when `headers` have none. `length`: the body's
+    content-length, in place of any in `headers`."""
     raw = []
+    typed = False
     for name, value in headers.items():
         encoded = _encoded_names.get(name)
         if encoded is None:
             if len(_encoded_names) >= NAMES_KEPT:
                 _encoded_names.clear()
             encoded = _encoded_names[name] = name.lower().encode("latin-1")
+        if len(encoded) == 12:  # as long as b"content-type": a cheap test first
+            typed = typed or encoded == b"content-type"
+        elif length is not None and encoded == b"content-length":
+            continue
         raw.append((encoded, value.encode("latin-1")))
+    if length is not None:
+        raw.append((b"content-length", str(length).encode()))
+    if default_type and not typed:
+        raw.append((b"content-type", default_type))
     return raw
 
 
@@ -87,19 +100,14 @@ class ReplyResponse:
         """The complete reply, as Starlette's `Response` sends it (content-length, a JSON
         content-type unless the reply has one), without building one per request."""
         body = self.renderer.body(self.reply, self.ctx)
-        raw = [h for h in raw_headers(self._headers()) if h[0] != b"content-length"]
-        raw.append((b"content-length", str(len(body)).encode()))  # this body's, always
-        if all(name != b"content-type" for name, _ in raw):
-            raw.append((b"content-type", JSON))
+        raw = raw_headers(self._headers(), JSON, len(body))  # this body's length, always
         await send({"type": "http.response.start", "status": self.reply.status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
     def _stream_start(self) -> Message:
         """The stream's `http.response.start`, its headers as Starlette's StreamingResponse
         writes them; made when sent, not kept for the stream's life."""
-        raw = raw_headers({**STREAM_HEADERS, **self._headers()})
-        if all(name != b"content-type" for name, _ in raw):
-            raw.append((b"content-type", EVENT_STREAM))
+        raw = raw_headers({**STREAM_HEADERS, **self._headers()}, EVENT_STREAM)
         return {"type": "http.response.start", "status": self.reply.status, "headers": raw}
 
     async def _stream(self, receive: Receive, send: Send) -> None:
