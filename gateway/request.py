@@ -116,9 +116,11 @@ class CanonicalRequest:
         """The most tokens one choice may produce, as the request asks; None if unbounded."""
         bound = self._bound
         if bound == UNREAD:
-            bounds = [_positive_int(self.body.get(name)) for name in OUTPUT_BOUND_FIELDS]
-            present = [b for b in bounds if b is not None]
-            bound = max(present) if present else None
+            bound = None
+            for name in OUTPUT_BOUND_FIELDS:  # the larger of the two when both are set
+                value = _positive_int(self.body.get(name))
+                if value is not None and (bound is None or value > bound):
+                    bound = value
             self._bound = bound
         return bound
 
@@ -134,8 +136,11 @@ class CanonicalRequest:
         """How many completions the upstream generates for this request."""
         choices = self._choices
         if choices == UNREAD:
-            counts = [_positive_int(self.body.get(f)) for f in CHOICE_FIELDS[self.endpoint]]
-            choices = max((c for c in counts if c is not None), default=1)
+            choices = 1
+            for name in CHOICE_FIELDS[self.endpoint]:  # the largest count asked for
+                count = _positive_int(self.body.get(name))
+                if count is not None and count > choices:
+                    choices = count
             self._choices = choices
         return choices
 

@@ -20,6 +20,8 @@ MAX_TOKENS = 10_000_000  # far above any model's context: a figure past it is no
 def token_count(value: object, field: str = "tokens") -> int | None:
     """`value` as a token count clamped to 0..MAX_TOKENS; None when it is not a number
     (the usage is unreadable: the caller estimates instead)."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:  # the usual figure, at once
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         log.warning("usage figure is not a number", extra={"field": field})
         return None
