@@ -11,8 +11,9 @@ refills). Use it to compare two trees, or a change piece by piece, before timing
 Needs `valgrind` (apt-get install valgrind). Runs the gateway under callgrind with
 counting off until the warm-up is done, then counts `--requests` requests. Under
 valgrind a request takes some 50x longer, so time-driven work would run 50x more often
-per request than it does for real: the debit batches wait 50x longer (2.5 s, not 50 ms)
-and leases live 50 s, as they do at real speed over as many requests.
+per request than it does for real: the debit batches wait 50x longer (2.5 s, not 50 ms),
+leases live 50 s, and the loop-lag heartbeat and the circuit breakers' read of shared
+state run 50x less often, as they do at real speed over as many requests.
 """
 
 from __future__ import annotations
@@ -64,12 +65,17 @@ async def run_counted(shape: str, requests: int) -> None:
 
     from gateway.app import create_app
     from gateway.config import load_config_text
+    from gateway.dispatch import breaker
     from gateway.observability.logging import configure_logging
-    from gateway.state import write_batch
+    from gateway.state import loop_lag, write_batch
 
     defaults = list(write_batch.WriteBatch.__init__.__defaults__ or ())
     defaults[0] = write_batch.BATCH_SECONDS * SLOWDOWN
     write_batch.WriteBatch.__init__.__defaults__ = tuple(defaults)
+    # The other timers too: the loop-lag heartbeat and the breakers' read of shared state.
+    loop_lag.INTERVAL_SECONDS *= SLOWDOWN
+    loop_lag.LATE_SECONDS *= SLOWDOWN
+    breaker.SYNC_SECONDS *= SLOWDOWN
     production = shape != "plain"
     layers = bench_shape.LAYERS.get(shape) if shape != "production" else None
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
