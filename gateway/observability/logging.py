@@ -25,6 +25,9 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 _OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
 _PLAIN = (str, int, float, bool, dict, list, tuple, type(None))
 _PLAIN_TYPES = frozenset(_PLAIN)  # exactly these: a set lookup before the isinstance
+# A timestamp's milliseconds and zone, ".000Z" to ".999Z" (and once more ".999Z", for a
+# fraction that rounds up to a whole second): looked up, not formatted, per line.
+_MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
 
 
 class JSONFormatter(logging.Formatter):
@@ -62,18 +65,22 @@ class JSONFormatter(logging.Formatter):
         `texts`: the caller vouches that these are every string of `fields`, the other
         values scalars, and no name a secret field's (only the texts are checked);
         `extra`: more fields, checked as usual."""
-        head = {"ts": self._timestamp(created), "level": level.lower(), "logger": logger}
+        ts, level = self._timestamp(created), level.lower()
         redact = self.redactor
         if texts is None:
             clean = redact.plain(message, fields)  # strings and scalars: none opaque
         else:
-            clean = redact.clean(texts) and redact.plain(message, extra or {})
-            fields = {**fields, **extra} if extra else fields
+            strings = [message, *texts]
+            clean = (not extra or redact.flat_strings(extra, strings)) and redact.clean(strings)
         if exc is None and clean:
-            text = orjson.dumps({**head, "msg": message, **fields}).decode()
+            line = {"ts": ts, "level": level, "logger": logger, "msg": message, **fields}
+            if extra:
+                line.update(extra)
+            text = orjson.dumps(line).decode()
         else:
+            fields = {**fields, **extra} if extra else fields
             kept = {k: v for k, v in fields.items() if type(v) in _PLAIN_TYPES or not _opaque(v)}
-            entry = {**head, "msg": redact.text(message)}
+            entry = {"ts": ts, "level": level, "logger": logger, "msg": redact.text(message)}
             entry.update((key, redact.value(value, key)) for key, value in kept.items())
             if exc is not None:
                 entry["exc"] = redact.text(exc)
@@ -86,7 +93,7 @@ class JSONFormatter(logging.Formatter):
         if cached != second:
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int((created - second) * 1000):03d}Z"
+        return text + _MILLIS[int((created - second) * 1000)]
 
 
 def _opaque(value: object) -> bool:

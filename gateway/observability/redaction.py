@@ -50,14 +50,19 @@ class Redactor:
         the strings holding a configured secret or a marker. A few substring checks on the
         joined strings instead of a regex pass per field (~15 us an access-log line)."""
         strings = [message]
+        return self.flat_strings(fields, strings) and self.clean(strings)
+
+    def flat_strings(self, fields: dict[str, Any], into: list[str]) -> bool:
+        """Add the string values of `fields` to `into`; False when a value is nested or
+        of another kind, or a name is a secret field's (field by field, then)."""
         safe = self._safe_names
         for key, value in fields.items():
             kind = type(value)
             if kind is str:
-                strings.append(value)
+                into.append(value)
             elif kind not in _SCALAR_TYPES:
                 if isinstance(value, str):
-                    strings.append(value)
+                    into.append(value)
                 elif not isinstance(value, _SCALARS):
                     return False  # nested or other values: field by field
             if key not in safe:  # field names repeat: each is looked at once
@@ -66,7 +71,7 @@ class Redactor:
                 if len(safe) >= SAFE_NAMES:
                     safe.clear()
                 safe.add(key)
-        return self.clean(strings)
+        return True
 
     def clean(self, strings: Sequence[str]) -> bool:
         """True when none of `strings` holds a configured secret or a marker (nothing
