@@ -83,6 +83,13 @@ class Caps:
             )
 
     def apply_max_tokens(self, ctx: RequestContext, caps: CapsConfig) -> None:
+        if (
+            caps.max_tokens is None
+            and caps.default_max_tokens is None
+            and caps.max_choices is None
+            and caps.max_output_tokens is None
+        ):
+            return  # no output cap for this model and key: nothing to check or set
         request = ctx.request
         self.check_choices(request, caps)
         requested = request.output_bound()
