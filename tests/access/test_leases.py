@@ -327,3 +327,26 @@ async def test_decisions_from_leases_report_each_rule_and_add_up_a_counter_named
     exact = limiter(redis_url, prefix, fraction=0)
     assert await window_count(exact) == 1 + 1 + 1 + 2 + 1  # every unit counted once
     await exact.aclose()
+
+
+async def test_a_one_pass_decision_that_misses_a_lease_takes_nothing_from_the_others(
+    redis_url: str, prefix: str
+) -> None:
+    """A rule whose lease lacks room, after rules whose leases had it: the one pass puts
+    back what it took, and the general path decides the whole request (each unit counted
+    once)."""
+    one = limiter(redis_url, prefix)
+    tight = Rule("key", "tokens", parse("100000/day"), "k-tight")  # leases 1,000 tokens
+    plan = RatePlan([RULE, tight])
+    assert (await one.take(plan, 10)).allowed  # both leased now
+    held = [one.leases.leases[rule.key] for rule in plan.rules]
+    before = [lease.left["n"] for lease in held]
+    decision = await one.take(plan, 5_000)  # more than the tight lease holds
+    assert decision.allowed  # decided in Redis, with the room there
+    assert held[0].left["n"] == before[0] - 1  # taken once, by the general path
+    await one.aclose()
+    exact = limiter(redis_url, prefix, fraction=0)
+    assert await window_count(exact) == 1 + 1
+    (window,) = await exact.primary.windows([tight])
+    assert 100_000 - window.remaining == 10 + 5_000  # the unused lease given back
+    await exact.aclose()
