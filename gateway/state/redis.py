@@ -233,7 +233,7 @@ class RedisState:
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
-        if self.lease_fraction:  # (`take_leased` first, when the holds all ask the same)
+        if self.lease_fraction:  # (SpendStore.reserve has tried `take_leased` already)
             return await self._reserve_leasing(holds, ttl_ms)
         if not self.cluster:
             return (await self._reserve_holds(holds, ttl_ms))[0]
