@@ -13,8 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.context import RequestContext
+from gateway.errors import InvalidRequest
 from gateway.observability.logging import AccessLog, JSONFormatter
+from gateway.observability.metrics import Metrics
 from gateway.observability.redaction import MASK, Redactor
+from gateway.pipeline import observe
+from gateway.types import Reply, Usage
 
 SECRET = "configured-secret-value"
 CLEAN = {"request_id": "abc", "model": "bench", "status": 200, "stream": True, "user": None}
@@ -117,3 +122,33 @@ def test_without_a_running_loop_a_line_is_written_at_once() -> None:
     logger.setLevel(logging.INFO)
     AccessLog(logger).info("request", CLEAN)
     assert orjson.loads(counting.getvalue())["request_id"] == "abc"
+
+
+def test_the_request_line_vouches_for_every_string_it_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Observe.record hands the formatter its line's strings to check for secrets (the
+    other fields are not looked at): every string of the line must be among them."""
+    calls: list[tuple[dict[str, Any], Any]] = []
+
+    def info(message: str, fields: dict[str, Any], texts: Any = None, extra: Any = None) -> None:
+        calls.append((fields, texts))
+
+    monkeypatch.setattr(observe.requests_log, "info", info)
+    stage = observe.Observe(Metrics(), access_log=True, log_prompts=True)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi there"}]}
+    ctx = RequestContext(
+        request_id="r1", endpoint="chat", body=body, headers={}, client_ip="10.0.0.1"
+    )
+    ctx.alias, ctx.deployment = "m", "provider/m"
+    for reply in (
+        Reply(body={"choices": [{"message": {"content": "hello"}}]}, usage=Usage(3, 4)),
+        observe.error_reply(InvalidRequest("bad field", param="messages")),
+    ):
+        stage.record(ctx, reply, 0.1, [])
+    assert len(calls) == 2
+    for fields, texts in calls:
+        strings = [value for value in fields.values() if isinstance(value, str)]
+        assert strings and set(strings) <= set(texts)
+        others = [value for value in fields.values() if not isinstance(value, str)]
+        assert all(value is None or type(value) in (int, float, bool) for value in others)

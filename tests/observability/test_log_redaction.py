@@ -108,3 +108,24 @@ def test_no_config_or_header_secret_in_logs_across_a_fault_run(
     leaks = [s for s in [*CONFIG_SECRETS.values(), CLIENT_BEARER] if s in output]
     assert leaks == []
     assert ("the visible words" in output) is log_prompts
+
+
+def test_secret_shaped_values_a_client_sends_are_masked_in_the_access_log(
+    start_gateway: Callable[[str], RunningServer],
+    upstream_server: tuple[FakeUpstream, RunningServer],
+) -> None:
+    """The access line's strings a client chooses (the model it names, its request id)
+    go through the same redaction as every field: a key pasted there is not written out."""
+    text = upstream_config(upstream_server[1].url, "logging: {level: info}\n")
+    pasted = "sk-proj-PastedKey0123456789"
+    with captured_json_logs(text) as logs:
+        gateway = start_gateway(text)
+        for model, request_id in ((pasted, "plain-id-1"), ("gpt-test", pasted)):
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"x-request-id": request_id}
+            httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers)
+    lines = [orjson.loads(line) for line in logs.getvalue().splitlines() if line.strip()]
+    access = [line for line in lines if line.get("logger") == "gateway.access"]
+    assert len(access) == 2
+    assert pasted not in logs.getvalue()
+    assert access[0]["model"] == MASK and access[0]["status"] == 404
