@@ -38,8 +38,8 @@ def raw_headers(
             if len(_encoded_names) >= NAMES_KEPT:
                 _encoded_names.clear()
             encoded = _encoded_names[name] = name.lower().encode("latin-1")
-        if len(encoded) == 12:  # as long as b"content-type": a cheap test first
-            typed = typed or encoded == b"content-type"
+        if encoded == b"content-type":
+            typed = True
         elif length is not None and encoded == b"content-length":
             continue
         raw.append((encoded, value.encode("latin-1")))

@@ -330,18 +330,15 @@ class Limiter:
         back become room in the lease; more used is taken from it): the lease's own units
         are counted in Redis already, and what it holds at its end goes back there. The
         charges left to write to Redis."""
-        leases = self.leases.leases
         now = time.monotonic()
-        until = now + self.leases.seconds
         rest: list[Charge] = []
-        for rule, delta in charges:  # `covers` and `spend`, inline: once per request
-            lease = leases.get(rule.key)
-            if lease is None or lease.expires_at <= now or lease.left.get("n", 0.0) < delta:
+        for rule, delta in charges:
+            lease = self.leases.covers(rule.key, {"n": max(delta, 0)}, now)
+            if lease is None:
                 rest.append((rule, delta))
-                continue
-            lease.left["n"] -= delta
-            lease.remaining -= delta
-            lease.expires_at = until if until < lease.return_until else lease.return_until
+            else:
+                self.leases.spend(lease, {"n": delta}, now)
+                lease.remaining -= delta
         return rest
 
     async def _write_batch(self, batch: list[list[Charge]]) -> None:
