@@ -13,7 +13,7 @@ presented by attackers never reach PostgreSQL. YAML keys never pass through here
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -153,7 +153,7 @@ class KeyBackedState:
         return await self.inner.reserve(holds, ttl)
 
     def take_leased(
-        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+        self, terms: tuple[str, ...], amounts: Mapping[str, float], ttl: float | None = None
     ) -> bool:
         return self.inner.take_leased(terms, amounts, ttl)
 

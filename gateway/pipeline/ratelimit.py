@@ -84,6 +84,4 @@ class RateLimit:
         negative delta), on the windows that took it; queued and retried when Redis
         cannot take it now."""
         if used != reserved:
-            await self.limiter.settle(
-                decision, [(rule, used - reserved) for rule in plan.token_rules]
-            )
+            await self.limiter.settle_tokens(decision, plan.token_rules, used - reserved)

@@ -43,6 +43,7 @@ from gateway.ratelimit.windows import (
     Window,
     reported,
 )
+from gateway.state.allowance import Allowance
 from gateway.state.health import RedisHealth
 from gateway.state.leases import Lease, LeaseBook, lease_multiple
 from gateway.state.retry_queue import RetryQueue
@@ -128,50 +129,52 @@ class Limiter:
         """`acquire` for a request of `plan`'s rules estimated at `tokens` tokens: in one
         pass over the leases when each rule's lease holds its cost (the common case)."""
         if self.lease_fraction and plan.distinct and self.redis_health.up:
-            decision = self._decide_from_leases(plan, tokens)
+            decision = self._take_allowance(plan, tokens)
             if decision is not None:
                 return decision
         return await self.acquire(plan.charges(tokens), on_error)
 
-    def _decide_from_leases(self, plan: RatePlan, tokens: int) -> Decision | None:
-        """Every rule (each its own counter) held by a live lease with room for its cost:
-        taken in one pass; None, with nothing taken, otherwise. As `_acquire_leasing`
-        decides it, without the dicts and lists it builds."""
-        leases = self.leases.leases
+    def _take_allowance(self, plan: RatePlan, tokens: int) -> Decision | None:
+        """From the plan's allowance (gateway/state/allowance.py): one request and `tokens`
+        tokens. When it has ended or holds too little, it ends (its rest goes back to the
+        leases) and a new one is carved from the plan's leases; None when they cannot."""
         now = time.monotonic()
-        until = now + self.leases.seconds
-        wall = time.time()
-        windows: list[Window] = []
-        low: list[Lease] | None = None
-        for taken, (rule, counts_tokens, shown) in enumerate(plan.entries):
-            lease = leases.get(rule.key)
-            cost = tokens if counts_tokens else 1
-            if lease is None or lease.expires_at <= now or lease.left.get("n", 0.0) < cost:
-                self._untake(plan, tokens, taken)
-                return None
-            left = lease.left["n"] - cost
-            lease.left["n"] = left
-            lease.remaining -= cost
-            lease.expires_at = until if until < lease.return_until else lease.return_until
-            if left < lease.low_marks.get("n", 0.0) and not self.leases.refilling_now(rule.key):
-                if low is None:
-                    low = []
-                low.append(lease)
-            if shown:
-                windows.append(Window(rule, max(0, int(lease.remaining)), wall))
-        if low is not None:
-            self._refill(low)
-        return Decision(None, windows, self.primary)
-
-    def _untake(self, plan: RatePlan, tokens: int, taken: int) -> None:
-        """Put back what `_decide_from_leases` took from the first `taken` rules' leases
-        (with no await since: each is the lease it took from)."""
+        held = plan.allowance
+        if held is not None:
+            allowance, shown = held
+            if allowance.take(1, tokens, now):
+                return self._allowance_decision(allowance, shown)
+            self.leases.end_allowance(allowance)
+            plan.allowance = None
+        carved = self.leases.carve(
+            ((plan.request_keys, "n", 1), (plan.token_keys, "n", tokens)), now
+        )
+        if carved is None:
+            return None
+        allowance, low = carved
+        if low:
+            self._refill([lease for _, lease in low])
         leases = self.leases.leases
-        for rule, counts_tokens, _ in plan.entries[:taken]:
-            lease = leases[rule.key]
-            cost = tokens if counts_tokens else 1
-            lease.left["n"] += cost
-            lease.remaining += cost
+        shown = tuple(
+            (rule, leases[rule.key], 1 if counts_tokens else 0)
+            for rule, counts_tokens, report in plan.entries
+            if report
+        )
+        plan.allowance = (allowance, shown)
+        allowance.take(1, tokens, now)
+        return self._allowance_decision(allowance, shown)
+
+    def _allowance_decision(
+        self, allowance: Allowance, shown: tuple[tuple[Rule, Lease, int], ...]
+    ) -> Decision:
+        """Room for the headers: the lease's as last read, plus what the allowance holds."""
+        wall = time.time()
+        left = allowance.left
+        windows = []
+        for rule, lease, field in shown:
+            room = int(lease.remaining + left[field])
+            windows.append(Window(rule, room if room > 0 else 0, wall))
+        return Decision(None, windows, self.primary, allowance)
 
     async def _acquire_leasing(self, charges: Sequence[Charge]) -> Decision | None:
         """Rules whose lease holds their cost are decided here; the others in one Redis
@@ -324,6 +327,15 @@ class Limiter:
             charges = self._settle_in_leases(charges)
         if charges:
             self.settle_batch.put(charges)
+
+    async def settle_tokens(self, decision: Decision, rules: Sequence[Rule], delta: int) -> None:
+        """`settle` of the same `delta` on each token rule of a decision: into the
+        allowance it was taken from while that lasts (each of its units stands for one
+        on every token rule's lease), else as `settle` does."""
+        allowance = decision.allowance
+        if allowance is not None and allowance.give(1, -delta, time.monotonic()):
+            return
+        await self.settle(decision, [(rule, delta) for rule in rules])
 
     def _settle_in_leases(self, charges: list[Charge]) -> list[Charge]:
         """Settle into this process's live lease on each rule where it can (tokens given

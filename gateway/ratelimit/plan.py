@@ -5,12 +5,27 @@ rules share a counter), not on every request."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.ratelimit.windows import Charge, Rule, reported
+from gateway.state.allowance import Allowance
+
+# What a plan's allowance serves: the allowance (field 0: requests, 1: tokens) and, per
+# rule shown in the headers, (rule, its lease, the field its cost is taken from).
+Held = tuple[Allowance, tuple[tuple[Rule, Any, int], ...]]
 
 
 class RatePlan:
-    __slots__ = ("counts_tokens", "distinct", "entries", "rules", "token_rules")
+    __slots__ = (
+        "allowance",
+        "counts_tokens",
+        "distinct",
+        "entries",
+        "request_keys",
+        "rules",
+        "token_keys",
+        "token_rules",
+    )
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
@@ -25,6 +40,9 @@ class RatePlan:
         # Each rule its own counter: a one-pass decision from leases may take each cost
         # from its counter's lease alone (two rules on one counter add up: the general path).
         self.distinct = len({rule.key for rule in self.rules}) == len(self.rules)
+        self.request_keys = tuple(rule.key for rule in self.rules if rule.kind != "tokens")
+        self.token_keys = tuple(rule.key for rule in self.token_rules)
+        self.allowance: Held | None = None  # the limiter's, while its leases are held
 
     def charges(self, tokens: int) -> list[Charge]:
         """What each rule takes from a request of `tokens` estimated tokens."""

@@ -16,6 +16,8 @@ from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from gateway.state.allowance import Allowance
+
 Kind = Literal["requests", "tokens"]
 
 
@@ -52,6 +54,7 @@ class Decision:
     refused: Rule | None
     windows: list[Window]
     store: object = None  # the windows that decided: settlement goes back to them
+    allowance: Allowance | None = None  # the allowance it was taken from, if one
 
     @property
     def allowed(self) -> bool:

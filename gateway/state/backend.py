@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -118,7 +118,7 @@ class StateBackend(Protocol):
         ...
 
     def take_leased(
-        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+        self, terms: tuple[str, ...], amounts: Mapping[str, float], ttl: float | None = None
     ) -> bool:
         """`reserve` of the same `amounts` on each hold of `terms` (`Hold.lease_terms`)
         from this process's budget leases, when every one holds them: True when taken

@@ -35,6 +35,11 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.state.allowance import ALLOWANCE_REQUESTS, SHARE, Allowance, Sources
+
+# An allowance field's source: its leases' keys, the lease field, one request's cost.
+Group = tuple[Sequence[Hashable], str, float]
+
 MAX_REQUESTS = 500  # a lease serves at most this many requests like the one that asked
 MIN_REQUESTS = 2  # smaller than this: not worth holding, decide in Redis
 INSTANCE_SECONDS = 10  # an instance that asked for no lease for this long is not counted
@@ -113,6 +118,7 @@ class LeaseBook:
         self.leases: dict[Hashable, Lease] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._refills: dict[Hashable, asyncio.Future[None]] = {}
+        self._allowances: set[Allowance] = set()  # carved from these leases, not ended
 
     def __len__(self) -> int:
         return len(self.leases)
@@ -141,46 +147,6 @@ class LeaseBook:
                 found[key] = lease
         return found
 
-    def take_all(
-        self, keys: Sequence[Hashable], amounts: Mapping[str, float], now: float
-    ) -> list[tuple[Hashable, Lease]] | None:
-        """Take the same `amounts` from the live lease of every key when each holds them,
-        else take nothing and answer None: `covers` and `spend` for a request whose holds
-        all ask the same (a key's and its team's budgets), in one call. The leases now
-        running low (a field taken from fell under its mark) with no refill in flight."""
-        leases = self.leases
-        pairs = tuple(amounts.items())
-        until = now + self.seconds
-        low: list[tuple[Hashable, Lease]] = []
-        for taken, key in enumerate(keys):  # taken from as checked: put back on a miss
-            lease = leases.get(key)
-            if lease is None or lease.expires_at <= now:
-                self._put_back(keys[:taken], pairs)
-                return None
-            left = lease.left
-            for name, amount in pairs:
-                if left.get(name, 0.0) < amount:
-                    self._put_back(keys[:taken], pairs)
-                    return None
-            marks = lease.low_marks
-            running_low = False
-            for name, amount in pairs:
-                rest = left[name] - amount
-                left[name] = rest
-                if rest < marks.get(name, 0.0):
-                    running_low = True
-            lease.expires_at = until if until < lease.return_until else lease.return_until
-            if running_low and key not in self._refills:
-                low.append((key, lease))
-        return low
-
-    def _put_back(self, keys: Sequence[Hashable], pairs: tuple[tuple[str, float], ...]) -> None:
-        """Undo `take_all` on the leases of `keys` (no await since: the same leases)."""
-        for key in keys:
-            left = self.leases[key].left
-            for name, amount in pairs:
-                left[name] += amount
-
     def spend_each(
         self, held: Mapping[Hashable, Lease], needs: Mapping[Hashable, float], name: str, now: float
     ) -> list[Lease]:
@@ -200,6 +166,70 @@ class LeaseBook:
             if left < lease.low_marks.get(name, 0.0) and key not in refills:
                 low.append(lease)
         return low
+
+    def carve(
+        self, groups: tuple[Group, Group], now: float
+    ) -> tuple[Allowance, list[tuple[Hashable, Lease]]] | None:
+        """An allowance (gateway/state/allowance.py) of several requests' worth: per field's
+        group (its leases' keys, the lease field, one request's cost), the same amount taken from
+        each of its leases, at most ALLOWANCE_REQUESTS requests' worth and 1/SHARE of what
+        a lease holds (one request's worth at least). None, with nothing taken, when a lease
+        is missing, has ended or lacks one request's cost. Also the leases now running low
+        with no refill in flight."""
+        leases = self.leases
+        multiple = ALLOWANCE_REQUESTS
+        found: list[list[tuple[Hashable, Lease]]] = []
+        for keys, name, cost in groups:
+            row = []
+            for key in keys:
+                lease = leases.get(key)
+                if lease is None or lease.expires_at <= now:
+                    return None
+                if cost > 0:
+                    held = lease.left.get(name, 0.0)
+                    if held < cost:
+                        return None
+                    multiple = min(multiple, int(held / (cost * SHARE)))
+                row.append((key, lease))
+            found.append(row)
+        multiple = max(multiple, 1)  # one request's worth, when that is all a lease holds
+        until = now + self.seconds
+        expires_at = math.inf
+        low: dict[Hashable, Lease] = {}
+        sources: list[Sources] = []
+        left: list[float] = []
+        for (_, name, cost), row in zip(groups, found, strict=True):
+            amount = cost * multiple
+            for key, lease in row:
+                rest = lease.left.get(name, 0.0) - amount
+                lease.left[name] = rest
+                lease.remaining -= amount
+                lease.expires_at = until if until < lease.return_until else lease.return_until
+                expires_at = min(expires_at, lease.expires_at)
+                if rest < lease.low_marks.get(name, 0.0) and key not in self._refills:
+                    low[key] = lease
+            sources.append(tuple((key, lease, name) for key, lease in row))
+            left.append(amount if row else math.inf)
+        allowance = Allowance((sources[0], sources[1]), left, expires_at)
+        self._allowances.add(allowance)
+        return allowance, list(low.items())
+
+    def end_allowance(self, allowance: Allowance) -> None:
+        """End an allowance: what it did not spend goes back into the leases it came
+        from that are still held (one that ended gave back without it: counted in Redis,
+        refusing early at worst, never over-admitting)."""
+        self._allowances.discard(allowance)
+        leases = self.leases
+        for key, lease, name, amount in allowance.end():
+            held = leases.get(key)
+            if held is not None and held is lease:
+                held.left[name] = held.left.get(name, 0.0) + amount
+                held.remaining += amount
+
+    def _end_allowances(self) -> None:
+        """Before any lease ends: an allowance never outlives a lease it came from."""
+        for allowance in list(self._allowances):
+            self.end_allowance(allowance)
 
     async def wait_for_refills(self, keys: Iterable[Hashable]) -> bool:
         """Wait for the Redis calls in flight that may lease `keys`, when every key has
@@ -270,6 +300,8 @@ class LeaseBook:
             lease.expires_at, lease.remaining = expires_at, remaining
             lease.resize(amounts)
             return
+        if key in self.leases:
+            self._end_allowances()
         previous = self.leases.pop(key, None)
         lease = Lease(dict(amounts), expires_at, return_until, remaining, subject)
         lease.resize(amounts)
@@ -302,13 +334,17 @@ class LeaseBook:
         """Drop every lease past its time; those with something left to give back."""
         now = time.monotonic() if now is None else now
         out: list[Lease] = []
-        for key in [k for k, lease in self.leases.items() if lease.expires_at <= now]:
+        ended = [k for k, lease in self.leases.items() if lease.expires_at <= now]
+        if ended:
+            self._end_allowances()
+        for key in ended:
             out += self._returnable(self.leases.pop(key), now)
         return out
 
     def drain(self) -> list[Lease]:
         """Drop every lease (shutdown); those with something left to give back."""
         now = time.monotonic()
+        self._end_allowances()
         out: list[Lease] = []
         for lease in self.leases.values():
             out += self._returnable(lease, now)
@@ -318,6 +354,9 @@ class LeaseBook:
     def forget(self) -> None:
         """Drop every lease without giving anything back (Redis lost them, or was reset):
         held amounts stay counted there, which can only refuse early, never over-admit."""
+        for allowance in self._allowances:
+            allowance.end()
+        self._allowances.clear()
         self.leases.clear()
         if self._timer is not None:
             self._timer.cancel()

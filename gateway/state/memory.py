@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from gateway.state.backend import Hold, MissingMark
 
@@ -110,7 +110,7 @@ class MemoryState:
         await self.hincr_many(dict.fromkeys(keys, amounts), ttl)  # (read, never changed)
 
     def take_leased(
-        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+        self, terms: tuple[str, ...], amounts: Mapping[str, float], ttl: float | None = None
     ) -> bool:
         return False  # one process: every reservation is decided here at once
 

@@ -9,11 +9,9 @@ written now are queued and retried (`debit`), flushed on `aclose`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import Collection, Coroutine, Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio.retry import Retry
@@ -22,9 +20,10 @@ from redis.exceptions import NoScriptError, RedisError
 
 from gateway.observability.metrics import Metrics
 from gateway.state.backend import Hold, MissingMark
+from gateway.state.budget_leases import BudgetLeases
 from gateway.state.debits import Debit, add_into, merge_debits
 from gateway.state.health import RedisHealth
-from gateway.state.leases import INSTANCE_SECONDS, Lease, LeaseBook, lease_multiple
+from gateway.state.leases import INSTANCE_SECONDS
 from gateway.state.redis_url import limits_uri, redis_client
 from gateway.state.reserve_script import INCREMENT, RESERVE
 from gateway.state.retry_queue import RetryQueue
@@ -73,8 +72,13 @@ class RedisState:
         self._increment = self.client.register_script(INCREMENT)
         # Budget leases (gateway/state/leases.py); not on a Cluster (one call per slot).
         self.lease_fraction = 0.0 if self.cluster else lease_fraction
-        self.leases = LeaseBook(lease_seconds, self._give_back)
-        self._tasks: set[asyncio.Task[None]] = set()  # lease refills in flight
+        self.budget_leases = BudgetLeases(
+            lease_seconds,
+            self.lease_fraction,
+            lambda *call: self._reserve_holds(*call),  # looked up per call (tests count it)
+            self.debit_batch.put,
+        )
+        self.leases = self.budget_leases.book
         self.instances_key = prefix + "lease-instances"
         self.instance_id = uuid.uuid4().hex
 
@@ -220,21 +224,14 @@ class RedisState:
         await self.hincr_many(*merge_debits(batch))
 
     def take_leased(
-        self, terms: Sequence[str], amounts: Mapping[str, float], ttl: float | None = None
+        self, terms: tuple[str, ...], amounts: Mapping[str, float], ttl: float | None = None
     ) -> bool:
-        if not self.lease_fraction:
-            return False
-        low_leases = self.leases.take_all(terms, amounts, time.monotonic())
-        if low_leases is None:
-            return False
-        if low_leases:
-            self._refill(low_leases, int((ttl or 0) * 1000) or 2**40)
-        return True
+        return self.budget_leases.take(terms, amounts, ttl)
 
     async def reserve(self, holds: list[Hold], ttl: float | None = None) -> int | None:
         ttl_ms = int((ttl or 0) * 1000) or 2**40
         if self.lease_fraction:  # (SpendStore.reserve has tried `take_leased` already)
-            return await self._reserve_leasing(holds, ttl_ms)
+            return await self.budget_leases.reserve(holds, ttl_ms)
         if not self.cluster:
             return (await self._reserve_holds(holds, ttl_ms))[0]
         # A Cluster cannot run one script over hashes in several slots: hold by hold,
@@ -259,109 +256,6 @@ class RedisState:
             await self.hincr_many(taken)
         except Exception:
             self.debits.put((taken, None))
-
-    async def _reserve_leasing(self, holds: list[Hold], ttl_ms: int) -> int | None:
-        """Holds whose lease covers their amounts are reserved here; the others in one
-        script call that may grant each a lease (gateway/state/leases.py)."""
-        terms = [h.lease_terms() for h in holds]
-        held = self._held(holds, terms)
-        missing = [t for t, lease in zip(terms, held, strict=True) if lease is None]
-        if missing and await self.leases.wait_for_refills(missing):
-            held = self._held(holds, terms)  # a concurrent call may have leased them
-        low: list[tuple[Any, Lease]] = []
-        now = time.monotonic()
-        for term, hold, lease in zip(terms, holds, held, strict=True):
-            if lease is not None:  # taken now: a lease may end at the next await
-                self.leases.spend(lease, hold.amounts, now)
-                if lease.running_low() and not self.leases.refilling_now(term):
-                    low.append((term, lease))
-        if low:
-            self._refill(low, ttl_ms)
-        asked = [i for i, lease in enumerate(held) if lease is None]
-        if not asked:
-            return None
-        refused: int | None = -1
-        try:
-            refused = await self._reserve_in_redis(holds, terms, asked, ttl_ms)
-        finally:
-            if refused is not None:  # refused, or Redis failed: nothing reserved
-                for term, hold, lease in zip(terms, holds, held, strict=True):
-                    if lease is not None:
-                        self.leases.refund(term, lease, hold.amounts)
-        return refused
-
-    async def _reserve_in_redis(
-        self, holds: list[Hold], terms: list[str], asked: list[int], ttl_ms: int
-    ) -> int | None:
-        """The `asked` holds in one call, each asking for a lease where no other call
-        does: the index of the hold refused, else None."""
-        claimed = set(self.leases.claim(terms[i] for i in asked))
-        extras = [self._lease_extra(holds[i]) if terms[i] in claimed else {} for i in asked]
-        try:
-            refused, granted = await self._reserve_holds([holds[i] for i in asked], ttl_ms, extras)
-        except MissingMark as missing:
-            raise MissingMark(asked[missing.index]) from None
-        finally:
-            self.leases.unclaim(claimed)
-        if refused is not None:
-            return asked[refused]
-        for i, extra, ok in zip(asked, extras, granted, strict=True):
-            if ok and extra:
-                self.leases.grant(terms[i], extra, subject=holds[i])
-        return None
-
-    def _refill(self, leases: list[tuple[Any, Lease]], ttl_ms: int) -> None:
-        """Top up budget leases running low, in the background (one call, nothing else
-        reserved); claimed now, so requests that run out meanwhile wait for it."""
-        claimed = set(self.leases.claim(term for term, _ in leases))
-        refills = [(term, lease) for term, lease in leases if term in claimed]
-        if refills:
-            self._start(self._top_up(refills, claimed, ttl_ms))
-
-    async def _top_up(
-        self, refills: list[tuple[Any, Lease]], claimed: Collection[Hashable], ttl_ms: int
-    ) -> None:
-        holds = [
-            Hold(
-                lease.subject.key,
-                dict.fromkeys(lease.size, 0.0),
-                lease.subject.limits,
-                requires=lease.subject.requires,  # a hash Redis lost is not leased from
-            )
-            for _, lease in refills
-        ]
-        try:  # a refused or failed refill leaves requests to reserve for themselves
-            refused, granted = await self._reserve_holds(
-                holds, ttl_ms, [lease.size for _, lease in refills]
-            )
-        except Exception:
-            return
-        finally:
-            self.leases.unclaim(claimed)
-        for (term, lease), ok in zip(refills, granted if refused is None else [], strict=False):
-            if ok:
-                self.leases.grant(term, lease.size, subject=lease.subject)
-
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _held(self, holds: list[Hold], terms: list[str]) -> list[Lease | None]:
-        now = time.monotonic()
-        return [self.leases.covers(t, h.amounts, now) for t, h in zip(terms, holds, strict=True)]
-
-    def _lease_extra(self, hold: Hold) -> dict[str, float]:
-        multiple = lease_multiple(hold.amounts, hold.limits, self.lease_fraction)
-        return {f: a * multiple for f, a in hold.amounts.items()}
-
-    def _give_back(self, leases: list[Lease]) -> None:
-        """What ended leases did not spend, released with the next debits."""
-        released = {
-            lease.subject.key: {f"reserved_{f}": -a for f, a in lease.left.items()}
-            for lease in leases
-        }
-        self.debit_batch.put((released, None))
 
     async def _reserve_holds(
         self, holds: list[Hold], ttl_ms: int, extras: list[dict[str, float]] | None = None
@@ -442,8 +336,7 @@ class RedisState:
         return limits_uri(self.url)
 
     async def aclose(self) -> None:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.leases.close()
+        await self.budget_leases.aclose()
         await self.debit_batch.flush()
         await self.debits.flush()
         await self.health.aclose()

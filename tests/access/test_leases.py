@@ -66,20 +66,23 @@ async def test_a_lease_serves_what_it_holds_then_gives_back_the_rest() -> None:
     assert returned == [{"n": 14.0}] and len(book) == 0
 
 
-async def test_take_all_takes_from_every_lease_or_from_none() -> None:
+async def test_a_carve_takes_from_every_lease_or_from_none_and_reports_those_running_low() -> None:
     book = LeaseBook(5.0, lambda leases: None)
     for key in ("day", "month"):
         book.grant(key, {"usd": 1.0, "tokens": 100.0})
     now = time.monotonic()
-    assert book.take_all(["day", "month"], {"usd": 0.3, "tokens": 10.0}, now) == []
-    assert book.take_all(["day", "month", "other"], {"usd": 0.1}, now) is None  # not held
-    assert book.take_all(["day", "month"], {"usd": 0.8}, now) is None  # holds 0.7 each
-    assert [book.leases[k].left for k in ("day", "month")] == [{"usd": 0.7, "tokens": 90.0}] * 2
-    low = book.take_all(["day", "month"], {"usd": 0.3, "tokens": 1.0}, now)
-    assert low is not None and [key for key, _ in low] == ["day", "month"]  # under half
+    groups = ((("day", "month"), "usd", 0.1), (("day", "month"), "tokens", 1.0))
+    carved = book.carve(groups, now)  # a quarter of what each holds: 2 requests' worth
+    assert carved is not None and carved[0].left == [0.2, 2.0] and carved[1] == []
+    missing = ((("day", "month", "other"), "usd", 0.1), ((), "tokens", 0.0))
+    assert book.carve(missing, now) is None  # not held
+    assert book.carve(((("day", "month"), "usd", 0.9), ((), "tokens", 0.0)), now) is None
+    assert [book.leases[k].left for k in ("day", "month")] == [{"usd": 0.8, "tokens": 98.0}] * 2
+    carved = book.carve(((("day", "month"), "usd", 0.5), ((), "tokens", 0.0)), now)
+    assert carved is not None and [key for key, _ in carved[1]] == ["day", "month"]  # under half
     book.claim(["day"])  # a refill in flight: not reported again
-    low = book.take_all(["day", "month"], {"usd": 0.1}, now)
-    assert low is not None and [key for key, _ in low] == ["month"]
+    carved = book.carve(((("day", "month"), "usd", 0.1), ((), "tokens", 0.0)), now)
+    assert carved is not None and [key for key, _ in carved[1]] == ["month"]
     book.unclaim(["day"])
     book.close()
 
