@@ -32,7 +32,7 @@ from gateway.errors import (
     RateLimited,
 )
 from gateway.observability.metrics import Metrics
-from gateway.ratelimit.headers import ratelimit_headers, refusal
+from gateway.ratelimit.headers import refusal
 from gateway.ratelimit.limiter import Limiter
 from gateway.ratelimit.rules import rules_for
 from gateway.state import StateBackend
@@ -177,7 +177,7 @@ class Authenticator:
         return RateLimited(
             f"Too many failed authentication attempts. Try again in {retry}s.",
             code="rate_limit_exceeded_failed_auth",
-            headers={"retry-after": str(retry), **ratelimit_headers([])},
+            headers={"retry-after": str(retry)},
         )
 
 

@@ -50,7 +50,7 @@ class RateLimit:
             return await call_next(ctx)
         estimate = self.estimate(ctx) if plan.counts_tokens else 0
         decision = await self.limiter.take(plan, estimate, self.config.on_backend_error)
-        ratelimit_headers(decision.windows, ctx.response_headers)
+        ratelimit_headers(decision, ctx.response_headers)
         if not decision.allowed:
             raise refusal(decision)
         if not plan.counts_tokens:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable
 
 from limits import RateLimitItem
 
 from gateway.errors import RateLimited
-from gateway.ratelimit.limiter import Decision, Window
+from gateway.ratelimit.limiter import Decision, Rule, Window
+from gateway.ratelimit.windows import Shown
 
 
 def refusal(decision: Decision) -> RateLimited:
@@ -18,7 +18,7 @@ def refusal(decision: Decision) -> RateLimited:
     assert rule is not None
     retry = int(decision.retry_after())
     limit = f"{rule.item.amount} {rule.kind} per {_per(rule.item)}"
-    headers = {"retry-after": str(retry), **ratelimit_headers(decision.windows)}
+    headers = {"retry-after": str(retry), **ratelimit_headers(decision)}
     return RateLimited(
         f"Rate limit reached for {rule.scope} ({limit}). Try again in {retry}s.",
         code=f"rate_limit_exceeded_{rule.scope}",
@@ -34,40 +34,72 @@ _REQUESTS, _TOKENS = HEADER_NAMES["requests"], HEADER_NAMES["tokens"]
 
 
 def ratelimit_headers(
-    windows: Iterable[Window], into: dict[str, str] | None = None
+    decision: Decision | None, into: dict[str, str] | None = None
 ) -> dict[str, str]:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window of
     each kind, written into `into` (a new dict when None). On every limited request:
     no dict of windows, the limit's text built once per rule."""
     headers: dict[str, str] = {} if into is None else into
+    if decision is None:
+        return headers
+    if decision.allowance is not None:
+        return _held_headers(decision.allowance.left, decision.shown, headers)
     requests: Window | None = None
     tokens: Window | None = None
-    for window in windows:
+    for window in decision.windows:
         if window.rule.kind == "requests":
             if requests is None or window.remaining < requests.remaining:
                 requests = window
         elif tokens is None or window.remaining < tokens.remaining:
             tokens = window
-    if requests is None and tokens is None:
-        return headers
     now = time.time()
-    for tightest, (limit, remaining, reset) in ((requests, _REQUESTS), (tokens, _TOKENS)):
-        if tightest is not None:
-            headers[limit] = tightest.rule.amount_text
-            headers[remaining] = str(tightest.remaining)
-            headers[reset] = duration(window_reset_in(tightest, now))
+    if requests is not None:
+        _put(headers, _REQUESTS, requests.rule, requests.remaining, now)
+    if tokens is not None:
+        _put(headers, _TOKENS, tokens.rule, tokens.remaining, now)
     return headers
 
 
-def window_reset_in(window: Window, now: float) -> float:
-    """Seconds until the window's current period ends (its count then starts to expire);
-    0 while nothing is counted. Taken from the rule and the clock alone, not the backend's
-    read: both backends align periods to multiples of their length since the epoch."""
-    rule = window.rule
-    if window.remaining >= rule.amount:
-        return 0.0
+def _held_headers(left: list[float], shown: Shown, headers: dict[str, str]) -> dict[str, str]:
+    """As `ratelimit_headers`, for a decision taken from an allowance: each shown rule's
+    room is its lease's as last read plus what the allowance still holds of its field
+    (0: requests, 1: tokens). No window objects per request."""
+    requests: Rule | None = None
+    tokens: Rule | None = None
+    requests_room = tokens_room = 0
+    for rule, lease, field in shown:
+        room = int(lease.remaining + left[field])
+        if field == 0:
+            if requests is None or room < requests_room:
+                requests, requests_room = rule, room
+        elif tokens is None or room < tokens_room:
+            tokens, tokens_room = rule, room
+    now = time.time()
+    if requests is not None:
+        _put(headers, _REQUESTS, requests, requests_room if requests_room > 0 else 0, now)
+    if tokens is not None:
+        _put(headers, _TOKENS, tokens, tokens_room if tokens_room > 0 else 0, now)
+    return headers
+
+
+def _put(
+    headers: dict[str, str], names: tuple[str, ...], rule: Rule, remaining: int, now: float
+) -> None:
+    limit, left, reset = names
+    headers[limit] = rule.amount_text
+    headers[left] = str(remaining)
+    headers[reset] = _duration(reset_seconds(rule, remaining, now))
+
+
+def reset_seconds(rule: Rule, remaining: int, now: float) -> int:
+    """Whole seconds until the window's current period ends (its count then starts to
+    expire), rounded up; 0 while nothing is counted. Taken from the rule and the clock
+    alone, not the backend's read: both backends align periods to multiples of their
+    length since the epoch (`period - now % period`, rounded up, for a whole period)."""
+    if remaining >= rule.amount:
+        return 0
     period = rule.period
-    return period - now % period
+    return period - int(now) % period
 
 
 def duration(seconds: float) -> str:

@@ -43,7 +43,6 @@ from gateway.ratelimit.windows import (
     Window,
     reported,
 )
-from gateway.state.allowance import Allowance
 from gateway.state.health import RedisHealth
 from gateway.state.leases import Lease, LeaseBook, lease_multiple
 from gateway.state.retry_queue import RetryQueue
@@ -143,7 +142,7 @@ class Limiter:
         if held is not None:
             allowance, shown = held
             if allowance.take(1, tokens, now):
-                return self._allowance_decision(allowance, shown)
+                return Decision(None, [], self.primary, allowance, shown)
             self.leases.end_allowance(allowance)
             plan.allowance = None
         carved = self.leases.carve(
@@ -162,19 +161,7 @@ class Limiter:
         )
         plan.allowance = (allowance, shown)
         allowance.take(1, tokens, now)
-        return self._allowance_decision(allowance, shown)
-
-    def _allowance_decision(
-        self, allowance: Allowance, shown: tuple[tuple[Rule, Lease, int], ...]
-    ) -> Decision:
-        """Room for the headers: the lease's as last read, plus what the allowance holds."""
-        wall = time.time()
-        left = allowance.left
-        windows = []
-        for rule, lease, field in shown:
-            room = int(lease.remaining + left[field])
-            windows.append(Window(rule, room if room > 0 else 0, wall))
-        return Decision(None, windows, self.primary, allowance)
+        return Decision(None, [], self.primary, allowance, shown)
 
     async def _acquire_leasing(self, charges: Sequence[Charge]) -> Decision | None:
         """Rules whose lease holds their cost are decided here; the others in one Redis

@@ -5,14 +5,12 @@ rules share a counter), not on every request."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from gateway.ratelimit.windows import Charge, Rule, reported
+from gateway.ratelimit.windows import Charge, Rule, Shown, reported
 from gateway.state.allowance import Allowance
 
-# What a plan's allowance serves: the allowance (field 0: requests, 1: tokens) and, per
-# rule shown in the headers, (rule, its lease, the field its cost is taken from).
-Held = tuple[Allowance, tuple[tuple[Rule, Any, int], ...]]
+# A plan's allowance (field 0: requests, 1: tokens) and the rules its headers show.
+Held = tuple[Allowance, Shown]
 
 
 class RatePlan:

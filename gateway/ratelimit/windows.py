@@ -17,6 +17,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from gateway.state.allowance import Allowance
+from gateway.state.leases import Lease
 
 Kind = Literal["requests", "tokens"]
 
@@ -54,7 +55,8 @@ class Decision:
     refused: Rule | None
     windows: list[Window]
     store: object = None  # the windows that decided: settlement goes back to them
-    allowance: Allowance | None = None  # the allowance it was taken from, if one
+    allowance: Allowance | None = None  # the allowance it was taken from, if one: then
+    shown: Shown = ()  # the rules its headers show, in place of `windows`
 
     @property
     def allowed(self) -> bool:
@@ -67,6 +69,9 @@ class Decision:
 
 
 Charge = tuple[Rule, int]  # a rule and the amount to take from it
+# Per rule an allowance's headers show: the rule, its lease, the allowance's field it
+# draws on (0: requests, 1: tokens).
+Shown = tuple[tuple[Rule, Lease, int], ...]
 # The charge refused (its index; None: every charge was taken, else none was) and, per
 # charge, its window when reported (the refused charge's always is).
 Outcome = tuple["int | None", "list[Window | None]"]

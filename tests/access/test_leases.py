@@ -18,7 +18,8 @@ from limits import parse
 
 from gateway.errors import LimiterBusy
 from gateway.observability.metrics import Metrics
-from gateway.ratelimit.limiter import Limiter, RatePlan, Rule
+from gateway.ratelimit.headers import ratelimit_headers
+from gateway.ratelimit.limiter import Decision, Limiter, RatePlan, Rule
 from gateway.state.backend import Hold
 from gateway.state.leases import MAX_REQUESTS, LeaseBook, lease_multiple
 from gateway.state.redis import RedisState
@@ -304,6 +305,15 @@ async def test_token_settlements_go_into_the_lease_and_the_count_comes_out_exact
     await reader.aclose()
 
 
+def rooms(decision: Decision) -> tuple[int, int]:
+    """What the x-ratelimit-remaining-{requests,tokens} headers of a decision say."""
+    headers = ratelimit_headers(decision)
+    return (
+        int(headers["x-ratelimit-remaining-requests"]),
+        int(headers["x-ratelimit-remaining-tokens"]),
+    )
+
+
 async def test_decisions_from_leases_report_each_rule_and_add_up_a_counter_named_twice(
     redis_url: str, prefix: str
 ) -> None:
@@ -316,16 +326,17 @@ async def test_decisions_from_leases_report_each_rule_and_add_up_a_counter_named
     assert plan.distinct and plan.token_rules == (tokens,)
     general = await one.acquire(plan.charges(7))  # every lease asked for here
     assert general.allowed
-    first = await one.take(plan, 7)
-    second = await one.take(plan, 5)
-    assert [w.rule for w in first.windows] == [w.rule for w in general.windows] == [RULE, tokens]
-    assert second.windows[0].remaining == first.windows[0].remaining - 1
-    assert second.windows[1].remaining == first.windows[1].remaining - 5
+    decision = await one.take(plan, 7)
+    assert [rule for rule, _, _ in decision.shown] == [w.rule for w in general.windows]
+    assert [w.rule for w in general.windows] == [RULE, tokens]
+    assert ratelimit_headers(decision).keys() == ratelimit_headers(general).keys()
+    first = rooms(decision)  # (headers are written as the decision is made)
+    second = rooms(await one.take(plan, 5))
+    assert second == (first[0] - 1, first[1] - 5)
     twice = RatePlan([RULE, RULE])
     assert not twice.distinct
     assert (await one.take(twice, 0)).allowed  # two units from one counter
-    third = await one.take(plan, 1)
-    assert third.windows[0].remaining == second.windows[0].remaining - 3
+    assert rooms(await one.take(plan, 1))[0] == second[0] - 3
     await one.aclose()
     exact = limiter(redis_url, prefix, fraction=0)
     assert await window_count(exact) == 1 + 1 + 1 + 2 + 1  # every unit counted once

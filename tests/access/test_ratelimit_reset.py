@@ -11,8 +11,8 @@ import httpx
 import pytest
 from limits import parse as parse_rate
 
-from gateway.ratelimit.headers import duration, window_reset_in
-from gateway.ratelimit.limiter import Rule, Window
+from gateway.ratelimit.headers import duration, reset_seconds
+from gateway.ratelimit.limiter import Rule
 from tests.access.conftest import KEY_A, KEYS_YAML, redis_state
 from tests.servers import RunningServer
 
@@ -47,5 +47,5 @@ def test_reset_is_time_to_the_period_end_on_both_backends(
 def test_an_unused_window_resets_in_zero_seconds() -> None:
     rule = Rule(scope="key", kind="requests", item=parse_rate("5/minute"), identity="k")
     now = time.time()
-    assert window_reset_in(Window(rule, 5, now + 30), now) == 0.0
-    assert 0 < window_reset_in(Window(rule, 4, now), now) <= 60
+    assert reset_seconds(rule, 5, now) == 0
+    assert 0 < reset_seconds(rule, 4, now) <= 60
