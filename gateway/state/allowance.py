@@ -23,7 +23,7 @@ import math
 from collections.abc import Hashable
 from typing import Any
 
-ALLOWANCE_REQUESTS = 16  # at most this many requests' worth, like the one that carved it
+ALLOWANCE_REQUESTS = 64  # at most this many requests' worth, like the one that carved it
 SHARE = 4  # and at most this fraction (1/SHARE) of what a lease holds: the rest stays
 # for the other keys and models that spend from the same lease
 

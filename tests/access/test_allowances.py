@@ -28,16 +28,19 @@ def book_of(*keys: str, amount: float = 1000.0, seconds: float = 5.0) -> LeaseBo
 
 
 async def test_a_carve_takes_the_same_share_from_every_lease_of_a_group() -> None:
-    book = book_of("a", "b", "t")
+    book = book_of("a", "b", "t", amount=100 * ALLOWANCE_REQUESTS)
     now = time.monotonic()
     carved = book.carve(((("a", "b"), "n", 1), (("t",), "n", 10)), now)
     assert carved is not None
     allowance, low = carved
-    # 16 requests' worth: 16 units from each request lease, 160 tokens from the token one.
-    assert allowance.left == [ALLOWANCE_REQUESTS, 10 * ALLOWANCE_REQUESTS] and low == []
-    assert [book.leases[k].left["n"] for k in ("a", "b", "t")] == [984.0, 984.0, 840.0]
-    assert allowance.take(1, 10, now) and allowance.left == [15, 150]
-    assert not allowance.take(1, 151, now) and allowance.left == [15, 150]  # none or both
+    # ALLOWANCE_REQUESTS requests' worth: that many units from each request lease, ten
+    # times as many tokens from the token one.
+    n = ALLOWANCE_REQUESTS
+    assert allowance.left == [n, 10 * n] and low == []
+    assert [book.leases[k].left["n"] for k in ("a", "b", "t")] == [99 * n, 99 * n, 90 * n]
+    assert allowance.take(1, 10, now) and allowance.left == [n - 1, 10 * n - 10]
+    assert not allowance.take(1, 10 * n, now)  # both or none
+    assert allowance.left == [n - 1, 10 * n - 10]
     book.close()
 
 
