@@ -36,12 +36,16 @@ class Allowance:
     field, what is left to spend (`left`) and the leases it came from (`sources`). Spent
     on the event loop only, with no await between the check and the take."""
 
-    __slots__ = ("expires_at", "left", "sources")
+    __slots__ = ("expires_at", "left", "sources", "used_at")
 
     def __init__(self, sources: tuple[Sources, Sources], left: list[float], expires_at: float):
         self.sources = sources
         self.left = left
-        self.expires_at = expires_at  # time.monotonic(): no later than its leases end
+        # time.monotonic(): the end of the earliest counter period among its leases (past
+        # it, a unit would be spent in a period that did not count it). An allowance also
+        # ends, earlier, with any lease it came from (LeaseBook.end_allowance).
+        self.expires_at = expires_at
+        self.used_at = -math.inf  # time.monotonic() of the last take: its leases are in use
 
     def take(self, first: float, second: float, now: float) -> bool:
         """Take `first` and `second` of the two fields when live and holding both; else
@@ -50,6 +54,7 @@ class Allowance:
         if self.expires_at > now and left[0] >= first and left[1] >= second:
             left[0] -= first
             left[1] -= second
+            self.used_at = now
             return True
         return False
 

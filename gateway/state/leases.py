@@ -205,7 +205,7 @@ class LeaseBook:
                 lease.left[name] = rest
                 lease.remaining -= amount
                 lease.expires_at = until if until < lease.return_until else lease.return_until
-                expires_at = min(expires_at, lease.expires_at)
+                expires_at = min(expires_at, lease.return_until)
                 if rest < lease.low_marks.get(name, 0.0) and key not in self._refills:
                     low[key] = lease
             sources.append(tuple((key, lease, name) for key, lease in row))
@@ -225,6 +225,19 @@ class LeaseBook:
             if held is not None and held is lease:
                 held.left[name] = held.left.get(name, 0.0) + amount
                 held.remaining += amount
+
+    def _keep_in_use(self, now: float) -> None:
+        """A lease lives on `seconds` after its last use, and a request served from an
+        allowance uses every lease it was carved from: their time runs from its last
+        take, as if each request had spent from them."""
+        seconds = self.seconds
+        for allowance in self._allowances:
+            if allowance.used_at + seconds <= now:
+                continue
+            for sources in allowance.sources:
+                for _, lease, _ in sources:
+                    until = min(allowance.used_at + seconds, lease.return_until)
+                    lease.expires_at = max(lease.expires_at, until)
 
     def _end_allowances(self) -> None:
         """Before any lease ends: an allowance never outlives a lease it came from."""
@@ -333,6 +346,7 @@ class LeaseBook:
     def expire(self, now: float | None = None) -> list[Lease]:
         """Drop every lease past its time; those with something left to give back."""
         now = time.monotonic() if now is None else now
+        self._keep_in_use(now)
         out: list[Lease] = []
         ended = [k for k, lease in self.leases.items() if lease.expires_at <= now]
         if ended:

@@ -85,6 +85,22 @@ async def test_a_lease_that_ends_ends_its_allowances_first_and_gives_their_rest_
     assert not allowance.take(1, 0, time.monotonic())
 
 
+async def test_leases_in_use_through_an_allowance_live_on_and_end_once_unused() -> None:
+    returned: list[dict[str, float]] = []
+    book = LeaseBook(0.1, lambda leases: returned.extend(lease.left for lease in leases))
+    book.grant("a", {"n": 1000.0})
+    carved = book.carve(((("a",), "n", 1), ((), "n", 0)), time.monotonic())
+    assert carved is not None
+    allowance = carved[0]
+    for _ in range(8):  # 0.4 s of use: four times the leases' time
+        await asyncio.sleep(0.05)
+        assert allowance.take(1, 0, time.monotonic())
+    assert len(book) == 1 and returned == []
+    await asyncio.sleep(0.3)  # unused: the lease ends, and the allowance first
+    assert len(book) == 0 and returned == [{"n": 1000.0 - 8}]  # what it did not spend
+    assert not allowance.take(1, 0, time.monotonic())
+
+
 async def test_a_replaced_lease_ends_the_allowances_and_forget_drops_them() -> None:
     book = book_of("a")
     now = time.monotonic()
