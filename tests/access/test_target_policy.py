@@ -56,7 +56,7 @@ auth:
     - {{id: full, api_key: "${{POLICY_FULL_KEY}}", may_force_variant: true}}
 limits:
   failed_auth_ip: []
-  models: {{big: {{requests: ["2/minute"]}}}}
+  models: {{big: {{requests: ["2/day"]}}}}  # a day: no window boundary inside a test
 """
 
 
