@@ -33,15 +33,11 @@ HEADER_NAMES = {  # (limit, remaining, reset) per kind
 _REQUESTS, _TOKENS = HEADER_NAMES["requests"], HEADER_NAMES["tokens"]
 
 
-def ratelimit_headers(
-    decision: Decision | None, into: dict[str, str] | None = None
-) -> dict[str, str]:
+def ratelimit_headers(decision: Decision, into: dict[str, str] | None = None) -> dict[str, str]:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window of
     each kind, written into `into` (a new dict when None). On every limited request:
     no dict of windows, the limit's text built once per rule."""
     headers: dict[str, str] = {} if into is None else into
-    if decision is None:
-        return headers
     if decision.allowance is not None:
         return _held_headers(decision.allowance.left, decision.shown, headers)
     requests: Window | None = None
