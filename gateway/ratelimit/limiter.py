@@ -125,8 +125,8 @@ class Limiter:
         return Decision(refused, present, store)
 
     async def take(self, plan: RatePlan, tokens: int, on_error: str = "open") -> Decision:
-        """`acquire` for a request of `plan`'s rules estimated at `tokens` tokens: in one
-        pass over the leases when each rule's lease holds its cost (the common case)."""
+        """`acquire` for a request of `plan`'s rules estimated at `tokens` tokens: from the
+        plan's allowance when its leases hold the cost (the common case)."""
         if self.lease_fraction and plan.distinct and self.redis_health.up:
             decision = self._take_allowance(plan, tokens)
             if decision is not None:

@@ -35,8 +35,8 @@ class RatePlan:
         )
         self.token_rules = tuple(rule for rule in self.rules if rule.kind == "tokens")
         self.counts_tokens = bool(self.token_rules)
-        # Each rule its own counter: a one-pass decision from leases may take each cost
-        # from its counter's lease alone (two rules on one counter add up: the general path).
+        # Each rule its own counter: an allowance may take each cost from its counter's
+        # lease alone (two rules on one counter add up: the general path).
         self.distinct = len({rule.key for rule in self.rules}) == len(self.rules)
         self.request_keys = tuple(rule.key for rule in self.rules if rule.kind != "tokens")
         self.token_keys = tuple(rule.key for rule in self.token_rules)
