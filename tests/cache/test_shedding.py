@@ -45,19 +45,22 @@ async def test_the_batcher_knows_how_long_a_new_text_would_wait() -> None:
 async def test_lookups_that_would_wait_too_long_step_aside() -> None:
     cache = busy_cache(max_wait=3 * PASS_SECONDS)
     await cache.embed("warm: the pace is known")
+    batcher = cache.embedder.batcher  # type: ignore[attr-defined]
 
-    async def timed(i: int) -> tuple[bool, float]:
-        started = time.perf_counter()
+    async def timed(i: int) -> tuple[bool, float, int]:
+        started, passes = time.perf_counter(), batcher.batches
         vector, busy = await cache.embed(f"question {i}")
         assert (vector is None) == busy
-        return busy, time.perf_counter() - started
+        return busy, time.perf_counter() - started, batcher.batches - passes
 
     results = await asyncio.gather(*(timed(i) for i in range(12)))
-    served = [seconds for busy, seconds in results if not busy]
-    skipped = [seconds for busy, seconds in results if busy]
+    served = [passes for busy, _, passes in results if not busy]
+    skipped = [seconds for busy, seconds, _ in results if busy]
     assert 3 <= len(served) <= 5 and len(skipped) >= 7
     assert max(skipped) < 0.005  # stepping aside costs nothing
-    assert max(served) < 8 * PASS_SECONDS  # the wait it allowed (3 passes), with slack for load
+    # The wait it allowed (3 passes ahead) and its own, counted in passes: a loaded
+    # machine makes each pass slower, not the queue a lookup was let into longer.
+    assert max(served) <= 5
 
 
 async def test_a_text_in_the_recent_lru_is_served_even_when_busy() -> None:
