@@ -13,7 +13,7 @@ from limits import parse
 
 from gateway.ratelimit.headers import ratelimit_headers
 from gateway.ratelimit.limiter import RatePlan, Rule
-from gateway.state.allowance import ALLOWANCE_REQUESTS, SHARE
+from gateway.state.allowance import ALLOWANCE_REQUESTS, SHARE, Allowance
 from gateway.state.backend import Hold
 from gateway.state.leases import LeaseBook
 from tests.access.test_leases import limiter, state
@@ -72,13 +72,21 @@ async def test_an_ended_allowance_goes_back_into_the_leases_still_held() -> None
     book.close()
 
 
-async def test_a_lease_that_ends_ends_its_allowances_first_and_gives_their_rest_back() -> None:
+def one_lease_allowance(
+    seconds: float, amount: float
+) -> tuple[LeaseBook, Allowance, list[dict[str, float]]]:
+    """A book holding one lease of `amount`, an allowance carved from it, and what the
+    book gives back as its leases end."""
     returned: list[dict[str, float]] = []
-    book = LeaseBook(0.05, lambda leases: returned.extend(lease.left for lease in leases))
-    book.grant("a", {"n": 100.0})
+    book = LeaseBook(seconds, lambda leases: returned.extend(lease.left for lease in leases))
+    book.grant("a", {"n": amount})
     carved = book.carve(((("a",), "n", 1), ((), "n", 0)), time.monotonic())
     assert carved is not None
-    allowance = carved[0]
+    return book, carved[0], returned
+
+
+async def test_a_lease_that_ends_ends_its_allowances_first_and_gives_their_rest_back() -> None:
+    _, allowance, returned = one_lease_allowance(0.05, 100.0)
     assert allowance.take(3, 0, time.monotonic())
     await asyncio.sleep(0.15)  # the timer ends the lease
     assert returned == [{"n": 97.0}]  # the allowance's unspent part included
@@ -86,12 +94,7 @@ async def test_a_lease_that_ends_ends_its_allowances_first_and_gives_their_rest_
 
 
 async def test_leases_in_use_through_an_allowance_live_on_and_end_once_unused() -> None:
-    returned: list[dict[str, float]] = []
-    book = LeaseBook(0.1, lambda leases: returned.extend(lease.left for lease in leases))
-    book.grant("a", {"n": 1000.0})
-    carved = book.carve(((("a",), "n", 1), ((), "n", 0)), time.monotonic())
-    assert carved is not None
-    allowance = carved[0]
+    book, allowance, returned = one_lease_allowance(0.1, 1000.0)
     for _ in range(8):  # 0.4 s of use: four times the leases' time
         await asyncio.sleep(0.05)
         assert allowance.take(1, 0, time.monotonic())
