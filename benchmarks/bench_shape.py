@@ -62,16 +62,21 @@ def config_text(
     if database is not None:
         config["state"]["database"] = database
     if production and layers is not None:
-        full = config
-        parts = ("logging", "metrics", "auth", "state", "limits")
-        config = {k: full[k] for k in parts if k in layers}
-        if "auth" in config and "budgets" not in layers:
-            keys = full["auth"]["keys"]
-            unbudgeted = [{k: v for k, v in key.items() if k != "budget"} for key in keys]
-            config["auth"] = {"keys": unbudgeted}
+        config = layered(config, layers)
     config["providers"] = MOCK
     config["models"] = {"bench": {"deployments": [{"provider": "mock", "model": "bench-model"}]}}
     return yaml.safe_dump(config)
+
+
+def layered(full: dict[str, Any], layers: tuple[str, ...]) -> dict[str, Any]:
+    """The production config with only `layers` of it (LAYERS), the rest left out."""
+    parts = ("logging", "metrics", "auth", "state", "limits")
+    config = {k: full[k] for k in parts if k in layers}
+    if "auth" in config and "budgets" not in layers:
+        keys = full["auth"]["keys"]
+        unbudgeted = [{k: v for k, v in key.items() if k != "budget"} for key in keys]
+        config["auth"] = {"keys": unbudgeted}
+    return config
 
 
 async def cpu_per_request(

@@ -35,6 +35,9 @@ class RequestContext:
     upstream_seconds: float = 0.0  # time spent waiting on providers (for overhead)
     first_byte: float | None = None  # perf_counter when the first stream event left
     response_headers: dict[str, str] = field(default_factory=dict)
+    # Response headers in ASGI's form already (lower-case latin-1 names and values), sent
+    # before `response_headers`: the rate-limit ones, encoded once per rule, not per reply.
+    encoded_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     log_fields: dict[str, Any] = field(default_factory=dict)  # extra access-log fields
     dry_run: bool = False  # POST /v1/route/dry-run: the route stage answers with its decision
     # Set when the client disconnects before its reply is sent; dispatch then expires the

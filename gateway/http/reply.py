@@ -23,14 +23,17 @@ _encoded_names: dict[str, bytes] = {}  # header name -> its lower-case latin-1 b
 
 
 def raw_headers(
-    headers: dict[str, str], default_type: bytes = b"", length: int | None = None
+    headers: dict[str, str],
+    default_type: bytes = b"",
+    length: int | None = None,
+    first: list[tuple[bytes, bytes]] | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """ASGI's header list, as Starlette encodes it (names lower-cased; latin-1); a name is
-    encoded once, not per reply (a reply carries up to ten; the rate-limit ones are the same
-    six every time). Bounded: a provider's header names are not ours to count.
+    encoded once, not per reply. Bounded: a provider's header names are not ours to count.
     `default_type`: the content-type when `headers` have none. `length`: the body's
-    content-length, in place of any in `headers`."""
-    raw = []
+    content-length, in place of any in `headers`. `first`: headers in that form
+    already, sent first (`RequestContext.encoded_headers`)."""
+    raw = [] if first is None else first.copy()
     typed = False
     for name, value in headers.items():
         encoded = _encoded_names.get(name)
@@ -100,14 +103,16 @@ class ReplyResponse:
         """The complete reply, as Starlette's `Response` sends it (content-length, a JSON
         content-type unless the reply has one), without building one per request."""
         body = self.renderer.body(self.reply, self.ctx)
-        raw = raw_headers(self._headers(), JSON, len(body))  # this body's length, always
+        # this body's length, always
+        raw = raw_headers(self._headers(), JSON, len(body), self.ctx.encoded_headers)
         await send({"type": "http.response.start", "status": self.reply.status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
     def _stream_start(self) -> Message:
         """The stream's `http.response.start`, its headers as Starlette's StreamingResponse
         writes them; made when sent, not kept for the stream's life."""
-        raw = raw_headers({**STREAM_HEADERS, **self._headers()}, EVENT_STREAM)
+        headers = {**STREAM_HEADERS, **self._headers()}
+        raw = raw_headers(headers, EVENT_STREAM, first=self.ctx.encoded_headers)
         return {"type": "http.response.start", "status": self.reply.status, "headers": raw}
 
     async def _stream(self, receive: Receive, send: Send) -> None:
@@ -126,6 +131,7 @@ class ReplyResponse:
         try:
             await send(self._stream_start())
             self.ctx.response_headers = {}  # sent: not held for the stream's life
+            self.ctx.encoded_headers = []
             async for event in events:
                 if watch.gone:
                     break

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 HEADER = "x-gateway-cache"
-REMAINING_REQUESTS = "x-ratelimit-remaining-requests"
+REMAINING_REQUESTS = b"x-ratelimit-remaining-requests"
 CACHEABLE_ENDPOINTS = frozenset({"chat", "completions"})
 Refund = tuple[LimitsConfig, Limiter]  # the limits whose request charge a hit gives back
 
@@ -115,9 +115,10 @@ class Cache:
         if not rules:
             return
         await limiter.add([(rule, -1) for rule in rules])
-        remaining = ctx.response_headers.get(REMAINING_REQUESTS)
-        if remaining is not None and remaining.isdigit():
-            ctx.response_headers[REMAINING_REQUESTS] = str(int(remaining) + 1)
+        headers = ctx.encoded_headers
+        for i, (name, remaining) in enumerate(headers):
+            if name == REMAINING_REQUESTS and remaining.isdigit():
+                headers[i] = (name, b"%d" % (int(remaining) + 1))
 
     def directives(self, ctx: RequestContext) -> Directives | None:
         """What this request allows; None when the cache is bypassed altogether."""

@@ -50,9 +50,9 @@ class RateLimit:
             return await call_next(ctx)
         estimate = self.estimate(ctx) if plan.counts_tokens else 0
         decision = await self.limiter.take(plan, estimate, self.config.on_backend_error)
-        ratelimit_headers(decision, ctx.response_headers)
         if not decision.allowed:
-            raise refusal(decision)
+            raise refusal(decision)  # its headers are the error's
+        ratelimit_headers(decision, ctx.encoded_headers)
         if not plan.counts_tokens:
             return await call_next(ctx)
         try:

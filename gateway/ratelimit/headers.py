@@ -12,32 +12,39 @@ from gateway.errors import RateLimited
 from gateway.ratelimit.limiter import Decision, Rule, Window
 from gateway.ratelimit.windows import Shown
 
+# ASGI's form of response headers: lower-case latin-1 names and values.
+RawHeaders = list[tuple[bytes, bytes]]
+
 
 def refusal(decision: Decision) -> RateLimited:
     rule = decision.refused
     assert rule is not None
     retry = int(decision.retry_after())
     limit = f"{rule.item.amount} {rule.kind} per {_per(rule.item)}"
-    headers = {"retry-after": str(retry), **ratelimit_headers(decision)}
     return RateLimited(
         f"Rate limit reached for {rule.scope} ({limit}). Try again in {retry}s.",
         code=f"rate_limit_exceeded_{rule.scope}",
-        headers=headers,
+        headers={"retry-after": str(retry), **as_text(ratelimit_headers(decision))},
     )
 
 
+def as_text(headers: RawHeaders) -> dict[str, str]:
+    """Encoded headers as a dict of text (an error's headers, a test's reading)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+
+
 HEADER_NAMES = {  # (limit, remaining, reset) per kind
-    kind: tuple(f"x-ratelimit-{name}-{kind}" for name in ("limit", "remaining", "reset"))
+    kind: tuple(f"x-ratelimit-{name}-{kind}".encode() for name in ("limit", "remaining", "reset"))
     for kind in ("requests", "tokens")
 }
 _REQUESTS, _TOKENS = HEADER_NAMES["requests"], HEADER_NAMES["tokens"]
 
 
-def ratelimit_headers(decision: Decision, into: dict[str, str] | None = None) -> dict[str, str]:
+def ratelimit_headers(decision: Decision, into: RawHeaders | None = None) -> RawHeaders:
     """x-ratelimit-{limit,remaining,reset}-{requests,tokens} from the tightest window of
-    each kind, written into `into` (a new dict when None). On every limited request:
-    no dict of windows, the limit's text built once per rule."""
-    headers: dict[str, str] = {} if into is None else into
+    each kind, in ASGI's form, appended to `into` (a new list when None): a reply sends
+    them as they are (`RequestContext.encoded_headers`), with no encoding per reply."""
+    headers: RawHeaders = [] if into is None else into
     if decision.allowance is not None:
         return _held_headers(decision.allowance.left, decision.shown, headers)
     requests: Window | None = None
@@ -56,7 +63,7 @@ def ratelimit_headers(decision: Decision, into: dict[str, str] | None = None) ->
     return headers
 
 
-def _held_headers(left: list[float], shown: Shown, headers: dict[str, str]) -> dict[str, str]:
+def _held_headers(left: list[float], shown: Shown, headers: RawHeaders) -> RawHeaders:
     """As `ratelimit_headers`, for a decision taken from an allowance: each shown rule's
     room is its lease's as last read plus what the allowance still holds of its field
     (0: requests, 1: tokens). No window objects per request."""
@@ -79,12 +86,14 @@ def _held_headers(left: list[float], shown: Shown, headers: dict[str, str]) -> d
 
 
 def _put(
-    headers: dict[str, str], names: tuple[str, ...], rule: Rule, remaining: int, now: float
+    headers: RawHeaders, names: tuple[bytes, ...], rule: Rule, remaining: int, now: float
 ) -> None:
     limit, left, reset = names
-    headers[limit] = rule.amount_text
-    headers[left] = str(remaining)
-    headers[reset] = _duration(reset_seconds(rule, remaining, now))
+    headers += (
+        (limit, rule.amount_header),
+        (left, b"%d" % remaining),
+        (reset, _encoded_duration(reset_seconds(rule, remaining, now))),
+    )
 
 
 def reset_seconds(rule: Rule, remaining: int, now: float) -> int:
@@ -104,6 +113,10 @@ def duration(seconds: float) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _encoded_duration(total: int) -> bytes:
+    return _duration(total).encode()
+
+
 def _duration(total: int) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)

@@ -31,13 +31,13 @@ class Rule:
     key: str = field(init=False, compare=False, repr=False)  # the storage key, built once
     period: int = field(init=False, compare=False, repr=False)  # seconds per window
     amount: int = field(init=False, compare=False, repr=False)  # the limit per window
-    amount_text: str = field(init=False, compare=False, repr=False)  # as headers show it
+    amount_header: bytes = field(init=False, compare=False, repr=False)  # as headers show it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", self.item.key_for(self.scope, self.kind, self.identity))
         object.__setattr__(self, "period", self.item.get_expiry())
         object.__setattr__(self, "amount", self.item.amount)
-        object.__setattr__(self, "amount_text", str(self.item.amount))
+        object.__setattr__(self, "amount_header", str(self.item.amount).encode())
 
 
 # Read-only, not frozen: built per request, and frozen ones cost 3x to build.

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from limits import parse
 
-from gateway.ratelimit.headers import ratelimit_headers
+from gateway.ratelimit.headers import as_text, ratelimit_headers
 from gateway.ratelimit.limiter import RatePlan, Rule
 from gateway.state.allowance import ALLOWANCE_REQUESTS, SHARE, Allowance
 from gateway.state.backend import Hold
@@ -158,7 +158,7 @@ async def test_the_headers_count_down_one_request_at_a_time_from_an_allowance(
     plan = RatePlan([requests])
     await one.take(plan, 0)  # leased here
     rooms = [
-        int(ratelimit_headers(await one.take(plan, 0))["x-ratelimit-remaining-requests"])
+        int(as_text(ratelimit_headers(await one.take(plan, 0)))["x-ratelimit-remaining-requests"])
         for _ in range(40)
     ]
     assert plan.allowance is not None

@@ -32,7 +32,7 @@ async def test_a_reply_is_sent_with_its_own_length_and_a_json_type() -> None:
     ctx = RequestContext(
         request_id="r1", endpoint="chat", body={}, headers={}, client_ip="127.0.0.1"
     )
-    ctx.response_headers["x-ratelimit-remaining-requests"] = "9"
+    ctx.encoded_headers.append((b"x-ratelimit-remaining-requests", b"9"))
     await ReplyResponse(reply, ctx)({"type": "http"}, receive, send)
     start, body = sent
     headers = start["headers"]
