@@ -131,8 +131,10 @@ class SpendStore:
 
     async def scopes(self, principal: Principal) -> Scopes:
         """(scope, name, budget) for the key and its team, each only if it has a budget."""
-        await self.teams.refresh()
-        team_budget = self.teams.budget(principal.team)
+        teams = self.teams
+        if teams.source is not None:
+            await teams.refresh()
+        team_budget = teams.budget(principal.team) if principal.team else None
         found = self._scopes.get(id(principal))
         if found is not None and found[0] is principal and found[1] is team_budget:
             return found[2]

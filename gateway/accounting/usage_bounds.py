@@ -41,4 +41,6 @@ def token_count(value: object, field: str = "tokens") -> int | None:
 
 def sane_tokens(value: object, field: str = "tokens") -> int:
     """A token count to settle with: clamped, 0 when it is not a number."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:  # the usual figure, at once
+        return value
     return token_count(value, field) or 0

@@ -55,9 +55,11 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: list[Network]) -> s
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
+    auth = headers.get("authorization")
+    if auth is not None and auth[:7].lower() == "bearer ":
+        key = auth[7:].strip()
+        if key:
+            return key
     return headers.get("x-api-key") or headers.get("api-key") or None
 
 
@@ -81,6 +83,7 @@ class Authenticator:
         self.limiter = limiter
         self.metrics = metrics
         self.blocked: dict[str, float] = {}  # ip -> monotonic time its failed-auth block ends
+        self.keyed = config.enabled  # (a property of the config: read once, not per request)
 
     @classmethod
     def build(
@@ -114,7 +117,7 @@ class Authenticator:
     async def principal(self, headers: Mapping[str, str], ip: str) -> Principal:
         """The caller: ANONYMOUS without keys; else the key's principal (or the admin's), or
         401 (counted per IP) when missing, unknown or expired."""
-        if not self.config.enabled:
+        if not self.keyed:
             return ANONYMOUS
         key = presented_key(headers)
         if key is None:

@@ -20,23 +20,29 @@ class Auth:
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
         self.config = authenticator.config
+        # Fixed for the generation: whether the client's IP is looked at (trusted proxies,
+        # per-IP limits) and whether keys are.
+        limits = authenticator.limits
+        self.checks_ip = bool(limits.trusted_proxies) or not limits.ip.empty
+        self.keyed = authenticator.keyed
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
         authenticator = self.authenticator
-        ctx.client_ip = authenticator.client_ip(ctx.client_ip, ctx.headers)
-        await authenticator.admit(ctx.client_ip)
-        if self.config.enabled:
+        if self.checks_ip:
+            ctx.client_ip = authenticator.client_ip(ctx.client_ip, ctx.headers)
+            await authenticator.admit(ctx.client_ip)
+        if self.keyed:
             principal = await authenticator.principal(ctx.headers, ctx.client_ip)
             if not principal.may_use(ctx.alias):
                 authenticator.metrics.auth_failures.labels("forbidden_model").inc()
                 principal.require(ctx.alias)
-            ctx.principal = self.with_user(ctx, principal)
-            ctx.log_fields["key_id"] = ctx.principal.key_id
+            if principal.trusted_user:
+                principal = self.with_user(ctx, principal)
+            ctx.principal = principal
+            ctx.log_fields["key_id"] = principal.key_id
         return await call_next(ctx)
 
     def with_user(self, ctx: RequestContext, principal: Principal) -> Principal:
-        if not principal.trusted_user:
-            return principal
         named = ctx.headers.get(self.config.user_header) or ctx.body.get("user")
         if isinstance(named, str) and named:
             return dataclasses.replace(principal, user=named[:256])

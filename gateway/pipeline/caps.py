@@ -83,15 +83,13 @@ class Caps:
             )
 
     def apply_max_tokens(self, ctx: RequestContext, caps: CapsConfig) -> None:
-        if (
-            caps.max_tokens is None
-            and caps.default_max_tokens is None
-            and caps.max_choices is None
-            and caps.max_output_tokens is None
-        ):
-            return  # no output cap for this model and key: nothing to check or set
         request = ctx.request
-        self.check_choices(request, caps)
+        if caps.max_choices is not None:
+            self.check_choices(request, caps)
+        if caps.max_tokens is None and caps.default_max_tokens is None:
+            if caps.max_output_tokens is not None:
+                self.check_total_output(request, caps)
+            return  # no bound to set or clamp
         requested = request.output_bound()
         if requested is None:
             if caps.default_max_tokens is not None:
