@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth.principal import ANONYMOUS, Principal
+from gateway.config.access import CapsConfig
 from gateway.dispatch.deadline import Deadline
 from gateway.formats import Endpoint, Ingress
 from gateway.request import CanonicalRequest
@@ -32,6 +33,7 @@ class RequestContext:
     provider: str = ""
     principal: Principal = ANONYMOUS  # set by the auth stage
     prompt_tokens_estimate: int = 0  # counted before the call (limits, caps, cut streams)
+    caps: CapsConfig | None = None  # the key's and target's caps, merged (request_caps)
     upstream_seconds: float = 0.0  # time spent waiting on providers (for overhead)
     first_byte: float | None = None  # perf_counter when the first stream event left
     response_headers: dict[str, str] = field(default_factory=dict)

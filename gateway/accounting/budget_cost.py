@@ -52,6 +52,8 @@ class MaxCost:
             basis = self._learn(alias)
         prices, default_output = basis
         completion = output if output is not None else default_output * choices
+        if len(prices) == 1:  # one deployment, no fallbacks: the usual alias
+            return prompt_tokens + completion, prices[0].cost(prompt_tokens, completion)
         usd = max(price.cost(prompt_tokens, completion) for price in prices)
         return prompt_tokens + completion, usd
 

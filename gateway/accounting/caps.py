@@ -8,6 +8,7 @@ from here, so they agree on what a request may produce.
 from __future__ import annotations
 
 from gateway.config.access import CapsConfig, CapsSection
+from gateway.context import RequestContext
 from gateway.request import CanonicalRequest
 
 # (id(section), alias, id(key caps)) -> (section, key caps, merged): merged once per key,
@@ -27,6 +28,16 @@ def effective_caps(section: CapsSection, alias: str, key_caps: CapsConfig) -> Ca
         _MERGED.clear()
     _MERGED[(id(section), alias, id(key_caps))] = (section, key_caps, merged)
     return merged
+
+
+def request_caps(section: CapsSection, ctx: RequestContext) -> CapsConfig:
+    """The caps of a routed request (its key's and its target alias's, merged), worked
+    out once per request: the limits and caps stages both read them."""
+    caps = ctx.caps
+    if caps is None:
+        alias = ctx.target_alias or ctx.alias
+        caps = ctx.caps = effective_caps(section, alias, ctx.principal.caps)
+    return caps
 
 
 def _merge(section: CapsSection, alias: str, key_caps: CapsConfig) -> CapsConfig:

@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.accounting.budget_cost import MaxCost
 from gateway.accounting.budgets import Reservation, Scopes, SpendStore
-from gateway.accounting.caps import effective_caps, planned_output
+from gateway.accounting.caps import planned_output, request_caps
 from gateway.accounting.pricing import PriceBook
 from gateway.accounting.tokens import count_prompt_tokens
 from gateway.accounting.usage_bounds import sane_tokens
@@ -53,7 +53,7 @@ class Caps:
         self._cost_series: dict[str, Any] = {}  # alias -> its cost counter (labels() once)
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Reply:
-        caps = effective_caps(self.section, ctx.target_alias, ctx.principal.caps)
+        caps = request_caps(self.section, ctx)
         if caps.max_input_tokens is not None:
             self.check_input(ctx, caps.max_input_tokens)
         if ctx.endpoint != "embeddings":

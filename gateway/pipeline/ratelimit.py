@@ -9,7 +9,7 @@ trip (gateway/ratelimit/limiter.py). Every answer carries OpenAI's x-ratelimit-*
 
 from __future__ import annotations
 
-from gateway.accounting.caps import effective_caps, planned_output
+from gateway.accounting.caps import planned_output, request_caps
 from gateway.accounting.tokens import count_prompt_tokens
 from gateway.accounting.usage_bounds import sane_tokens
 from gateway.auth.principal import Principal
@@ -73,8 +73,7 @@ class RateLimit:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         if ctx.endpoint == "embeddings":
             return ctx.prompt_tokens_estimate
-        caps = effective_caps(self.caps, ctx.target_alias or ctx.alias, ctx.principal.caps)
-        completion = planned_output(ctx.request, caps)
+        completion = planned_output(ctx.request, request_caps(self.caps, ctx))
         if completion is None:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion
