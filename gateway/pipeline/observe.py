@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gateway.auth.principal import ANONYMOUS
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.observability.logging import AccessLog
@@ -160,6 +161,9 @@ class Observe:
         }
         # Every string of `entry`, checked for secrets (its names are safe, the rest scalars).
         texts = [ctx.request_id, endpoint, ctx.alias, ctx.deployment, ctx.client_ip]
+        if ctx.principal is not ANONYMOUS:
+            entry["key_id"] = ctx.principal.key_id
+            texts.append(ctx.principal.key_id)
         if reply.error is not None:
             entry["error_type"] = reply.error.error_type
             entry["error"] = reply.error.message

@@ -78,6 +78,30 @@ def test_access_log_overhead_is_the_header_as_a_number(
     assert f"{overhead:.2f}" == reply.headers["x-gateway-overhead-ms"]
 
 
+def access_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+    for _ in range(100):  # each line is written when its reply completes, just after sending
+        written = [r for r in caplog.records if r.name == "gateway.access"]
+        if len(written) >= count:
+            return written
+        time.sleep(0.05)
+    raise AssertionError(f"{len(written)} access-log lines, not {count}")
+
+
+def test_the_access_log_names_the_key_by_its_id_and_never_the_key(
+    start_gateway: Callable[[str], RunningServer],
+    upstream_server: tuple[FakeUpstream, RunningServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = start_gateway(upstream_config(upstream_server[1].url, "auth:" + KEYS_YAML))
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        assert chat(gateway.url, "gpt-test", KEY_A) == 200
+        assert chat(gateway.url, "gpt-test", None) == 401
+        served, refused = access_lines(caplog, 2)
+    assert served.__dict__["key_id"] == "team-a" and served.__dict__["status"] == 200
+    assert "key_id" not in refused.__dict__ and refused.__dict__["status"] == 401
+    assert not any(KEY_A in str(value) for value in served.__dict__.values())
+
+
 class Handle:
     pass
 
