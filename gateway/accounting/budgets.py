@@ -131,13 +131,17 @@ class SpendStore:
 
     async def scopes(self, principal: Principal) -> Scopes:
         """(scope, name, budget) for the key and its team, each only if it has a budget."""
+        if self.teams.source is not None:
+            await self.teams.refresh()
+        return self.known_scopes(principal)
+
+    def known_scopes(self, principal: Principal) -> Scopes:
+        """`scopes` by the team policies this process holds now (not refreshed first)."""
         teams = self.teams
         found = self._scopes.get(id(principal))
-        if teams.source is None:  # YAML teams only: fixed for the generation
-            if found is not None and found[0] is principal:
-                return found[2]
-        else:
-            await teams.refresh()
+        # YAML teams only (fixed for the generation): no team budget to compare
+        if teams.source is None and found is not None and found[0] is principal:
+            return found[2]
         team_budget = teams.budget(principal.team) if principal.team else None
         if found is not None and found[0] is principal and found[1] is team_budget:
             return found[2]
@@ -174,12 +178,13 @@ class SpendStore:
         raise QuotaExceeded (nothing reserved). State errors propagate (fail open).
         `scopes`: `self.scopes(principal)` when the caller has it already. `requires`: a
         field every counter hash must have, else MissingMark (nothing reserved)."""
+        scopes = await self.scopes(principal) if scopes is None else scopes
+        leased = self.reserve_leased(tokens, usd, scopes)
+        if leased is not None:
+            return leased
         ids = _current_periods()
         amounts = {"tokens": float(tokens), "usd": usd}  # read, never changed, by each hold
-        scopes = await self.scopes(principal) if scopes is None else scopes
         plan = self.plan(scopes, ids["day"], ids["month"])
-        if self.state.take_leased(plan.terms, amounts, RETENTION_SECONDS):
-            return Reservation(plan.keys, float(tokens), usd)  # from this process's leases
         holds = [
             Hold(key, amounts, limits, terms, requires)
             for key, limits, terms, _, _ in plan.counters
@@ -193,6 +198,16 @@ class SpendStore:
                 param=scope,
             )
         return Reservation(plan.keys, float(tokens), usd)
+
+    def reserve_leased(self, tokens: int, usd: float, scopes: Scopes) -> Reservation | None:
+        """`reserve` from this process's budget leases alone, with no await; None when
+        they cannot take it (then `reserve` decides, in Redis)."""
+        ids = _current_periods()
+        plan = self.plan(scopes, ids["day"], ids["month"])
+        amounts = {"tokens": float(tokens), "usd": usd}
+        if self.state.take_leased(plan.terms, amounts, RETENTION_SECONDS):
+            return Reservation(plan.keys, float(tokens), usd)
+        return None
 
     async def settle(
         self, principal: Principal, reservation: Reservation | None, tokens: int, usd: float

@@ -83,6 +83,19 @@ class KeyStore:
             self.static_records[key.id] = KeyRecord(key.id, _policy_of(key), "config")
         self._cache: dict[str, tuple[Principal | None, float]] = {}
 
+    def known(self, presented: str) -> Principal | None:
+        """The principal of a presented key when this process knows it without asking the
+        state: a YAML key, or one looked up within `key_cache_seconds`. None otherwise
+        (unknown, revoked, or not looked up lately: `lookup` decides)."""
+        hexdigest = digest(presented)
+        found = self.static.get(hexdigest)
+        if found is not None and hmac.compare_digest(found[0], hexdigest):
+            return found[1]
+        cached = self._cache.get(hexdigest)
+        if cached is not None and time.monotonic() - cached[1] < self.ttl:
+            return cached[0]
+        return None
+
     async def lookup(self, presented: str) -> Principal | None:
         """The principal of a presented key, or None when the key is unknown or revoked."""
         hexdigest = digest(presented)

@@ -32,7 +32,9 @@ class Auth:
             ctx.client_ip = authenticator.client_ip(ctx.client_ip, ctx.headers)
             await authenticator.admit(ctx.client_ip)
         if self.keyed:
-            principal = await authenticator.principal(ctx.headers, ctx.client_ip)
+            principal = authenticator.known_principal(ctx.headers)  # no await: the usual key
+            if principal is None:
+                principal = await authenticator.principal(ctx.headers, ctx.client_ip)
             if not principal.may_use(ctx.alias):
                 authenticator.metrics.auth_failures.labels("forbidden_model").inc()
                 principal.require(ctx.alias)

@@ -59,9 +59,15 @@ class Caps:
         if ctx.endpoint != "embeddings":
             self.apply_max_tokens(ctx, caps)
         reservation = None
-        scopes = await self.spend.scopes(ctx.principal)
+        spend = self.spend
+        if spend.teams.source is not None:
+            await spend.teams.refresh()
+        scopes = spend.known_scopes(ctx.principal)
         if scopes:
-            reservation = await self.reserve_budget(ctx, caps, scopes)
+            tokens, usd = self.max_cost_of(ctx, caps)
+            reservation = spend.reserve_leased(tokens, usd, scopes)  # no await: the usual
+            if reservation is None:
+                reservation = await self.reserve_budget(ctx, tokens, usd, scopes)
         try:
             reply = await call_next(ctx)
         except BaseException:
@@ -146,17 +152,20 @@ class Caps:
                 param=request.output_bound_field(),
             )
 
-    async def reserve_budget(
-        self, ctx: RequestContext, caps: CapsConfig, scopes: Scopes
-    ) -> Reservation | None:
-        """Reserve the request's maximum cost under its budgets (gateway/accounting/budgets.py)."""
+    def max_cost_of(self, ctx: RequestContext, caps: CapsConfig) -> tuple[int, float]:
+        """The request's maximum cost, (tokens, usd): what its budgets reserve."""
         if not ctx.prompt_tokens_estimate:
             ctx.prompt_tokens_estimate = count_prompt_tokens(ctx.body, ctx.endpoint)
         request = ctx.request
         output = 0 if ctx.endpoint == "embeddings" else planned_output(request, caps)
-        tokens, usd = self.max_cost(
+        return self.max_cost(
             ctx.target_alias, ctx.prompt_tokens_estimate, output, request.choices()
         )
+
+    async def reserve_budget(
+        self, ctx: RequestContext, tokens: int, usd: float, scopes: Scopes
+    ) -> Reservation | None:
+        """Reserve the request's maximum cost under its budgets (gateway/accounting/budgets.py)."""
         try:
             return await self.spend.reserve(ctx.principal, tokens, usd, scopes)
         except QuotaExceeded as err:

@@ -49,7 +49,11 @@ class RateLimit:
         if not plan.rules:
             return await call_next(ctx)
         estimate = self.estimate(ctx) if plan.counts_tokens else 0
-        decision = await self.limiter.take(plan, estimate, self.config.on_backend_error)
+        limiter = self.limiter
+        decision = limiter.take_now(plan, estimate)  # (no coroutine when it decides here)
+        if decision is None:
+            on_error = self.config.on_backend_error
+            decision = await limiter.acquire(plan.charges(estimate), on_error)
         if not decision.allowed:
             raise refusal(decision)  # its headers are the error's
         ratelimit_headers(decision, ctx.encoded_headers)
@@ -63,7 +67,8 @@ class RateLimit:
 
         async def settle(done: Reply) -> None:
             used = sane_tokens(done.usage.total_tokens) if done.usage is not None else 0
-            await self.settle(decision, plan, estimate, used)
+            if not self.settled_here(decision, estimate, used):
+                await self.settle(decision, plan, estimate, used)
 
         reply.on_complete(settle)
         return reply
@@ -77,6 +82,11 @@ class RateLimit:
         if completion is None:
             completion = self.config.default_completion_estimate
         return ctx.prompt_tokens_estimate + completion
+
+    def settled_here(self, decision: Decision, reserved: int, used: int) -> bool:
+        """Whether the reservation is settled with no await: nothing to settle, or the
+        difference taken by the decision's allowance (else `settle`)."""
+        return used == reserved or self.limiter.settle_tokens_now(decision, used - reserved)
 
     async def settle(self, decision: Decision, plan: RatePlan, reserved: int, used: int) -> None:
         """Replace each token rule's reservation by the tokens really used (a positive or

@@ -127,11 +127,17 @@ class Limiter:
     async def take(self, plan: RatePlan, tokens: int, on_error: str = "open") -> Decision:
         """`acquire` for a request of `plan`'s rules estimated at `tokens` tokens: from the
         plan's allowance when its leases hold the cost (the common case)."""
-        if self.lease_fraction and plan.distinct and self.redis_health.up:
-            decision = self._take_allowance(plan, tokens)
-            if decision is not None:
-                return decision
+        decision = self.take_now(plan, tokens)
+        if decision is not None:
+            return decision
         return await self.acquire(plan.charges(tokens), on_error)
+
+    def take_now(self, plan: RatePlan, tokens: int) -> Decision | None:
+        """`take` when this process can decide it alone, with no await (the plan's
+        allowance, carved anew if need be); None when it cannot: then `acquire`."""
+        if self.lease_fraction and plan.distinct and self.redis_health.up:
+            return self._take_allowance(plan, tokens)
+        return None
 
     def _take_allowance(self, plan: RatePlan, tokens: int) -> Decision | None:
         """From the plan's allowance (gateway/state/allowance.py): one request and `tokens`
@@ -319,10 +325,15 @@ class Limiter:
         """`settle` of the same `delta` on each token rule of a decision: into the
         allowance it was taken from while that lasts (each of its units stands for one
         on every token rule's lease), else as `settle` does."""
+        if not self.settle_tokens_now(decision, delta):
+            await self.settle(decision, [(rule, delta) for rule in rules])
+
+    @staticmethod
+    def settle_tokens_now(decision: Decision, delta: int) -> bool:
+        """`settle_tokens` into the decision's allowance, with no await, while it lasts;
+        False when it cannot (then `settle_tokens`)."""
         allowance = decision.allowance
-        if allowance is not None and allowance.give(1, -delta, time.monotonic()):
-            return
-        await self.settle(decision, [(rule, delta) for rule in rules])
+        return allowance is not None and allowance.give(1, -delta, time.monotonic())
 
     def _settle_in_leases(self, charges: list[Charge]) -> list[Charge]:
         """Settle into this process's live lease on each rule where it can (tokens given
