@@ -58,6 +58,21 @@ def counting(on: bool) -> None:
     subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], capture_output=True)
 
 
+def stretch_timers() -> None:
+    """The gateway's time-driven work made SLOWDOWN times rarer, as callgrind makes each
+    request slower: the debit batches' delay, the loop-lag heartbeat and the breakers'
+    read of shared state (leases: `state.lease_seconds` in the config)."""
+    from gateway.dispatch import breaker
+    from gateway.state import loop_lag, write_batch
+
+    defaults = list(write_batch.WriteBatch.__init__.__defaults__ or ())
+    defaults[0] = write_batch.BATCH_SECONDS * SLOWDOWN
+    write_batch.WriteBatch.__init__.__defaults__ = tuple(defaults)
+    loop_lag.INTERVAL_SECONDS *= SLOWDOWN
+    loop_lag.LATE_SECONDS *= SLOWDOWN
+    breaker.SYNC_SECONDS *= SLOWDOWN
+
+
 async def run_counted(shape: str, requests: int) -> None:
     """Inside callgrind: warm up uncounted, then count `requests` requests."""
     import bench_shape
@@ -66,17 +81,9 @@ async def run_counted(shape: str, requests: int) -> None:
 
     from gateway.app import create_app
     from gateway.config import load_config_text
-    from gateway.dispatch import breaker
     from gateway.observability.logging import configure_logging
-    from gateway.state import loop_lag, write_batch
 
-    defaults = list(write_batch.WriteBatch.__init__.__defaults__ or ())
-    defaults[0] = write_batch.BATCH_SECONDS * SLOWDOWN
-    write_batch.WriteBatch.__init__.__defaults__ = tuple(defaults)
-    # The other timers too: the loop-lag heartbeat and the breakers' read of shared state.
-    loop_lag.INTERVAL_SECONDS *= SLOWDOWN
-    loop_lag.LATE_SECONDS *= SLOWDOWN
-    breaker.SYNC_SECONDS *= SLOWDOWN
+    stretch_timers()
     production = shape != "plain"
     layers = bench_shape.LAYERS.get(shape) if shape != "production" else None
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")

@@ -47,24 +47,17 @@ from common import (
     write_config,
     write_wrk_script,
 )
+from instructions import SLOWDOWN, stretch_timers
 from profiles import PRODUCTION_KEY, production_config
 
-SLOWDOWN = 50  # about what callgrind costs; scales the gateway's timers to match
 SERVE = "--serve"  # this script, inside callgrind: patch the timers, then serve
 
 
 def serve(config: str, port: int) -> None:
     """Inside callgrind: the gateway's timers stretched, then `gateway serve`."""
     from gateway.cli import main
-    from gateway.dispatch import breaker
-    from gateway.state import loop_lag, write_batch
 
-    defaults = list(write_batch.WriteBatch.__init__.__defaults__ or ())
-    defaults[0] = write_batch.BATCH_SECONDS * SLOWDOWN
-    write_batch.WriteBatch.__init__.__defaults__ = tuple(defaults)
-    loop_lag.INTERVAL_SECONDS *= SLOWDOWN
-    loop_lag.LATE_SECONDS *= SLOWDOWN
-    breaker.SYNC_SECONDS *= SLOWDOWN
+    stretch_timers()
     serve_argv = ["serve", "--config", config, "--host", "127.0.0.1", "--port", str(port)]
     sys.exit(main(serve_argv))
 
