@@ -201,7 +201,8 @@ class SpendStore:
 
     def reserve_leased(self, tokens: int, usd: float, scopes: Scopes) -> Reservation | None:
         """`reserve` from this process's budget leases alone, with no await; None when
-        they cannot take it (then `reserve` decides, in Redis)."""
+        they cannot take it (then `reserve` decides, in Redis). It is what `reserve`, and
+        the ledger's override of it, try first: a leased reservation needs no mark."""
         ids = _current_periods()
         plan = self.plan(scopes, ids["day"], ids["month"])
         amounts = {"tokens": float(tokens), "usd": usd}

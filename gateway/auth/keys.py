@@ -88,23 +88,22 @@ class KeyStore:
         state: a YAML key, or one looked up within `key_cache_seconds`. None otherwise
         (unknown, revoked, or not looked up lately: `lookup` decides)."""
         hexdigest = digest(presented)
-        found = self.static.get(hexdigest)
-        if found is not None and hmac.compare_digest(found[0], hexdigest):
-            return found[1]
-        cached = self._cache.get(hexdigest)
-        if cached is not None and time.monotonic() - cached[1] < self.ttl:
-            return cached[0]
-        return None
+        principal = self._configured(hexdigest)
+        if principal is None:
+            cached = self._cache.get(hexdigest)
+            if cached is not None and self._fresh(cached, time.monotonic()):
+                principal = cached[0]
+        return principal
 
     async def lookup(self, presented: str) -> Principal | None:
         """The principal of a presented key, or None when the key is unknown or revoked."""
         hexdigest = digest(presented)
-        found = self.static.get(hexdigest)
-        if found is not None and hmac.compare_digest(found[0], hexdigest):
-            return found[1]
+        principal = self._configured(hexdigest)
+        if principal is not None:
+            return principal
         cached = self._cache.get(hexdigest)
         now = time.monotonic()
-        if cached is not None and now - cached[1] < self.ttl:
+        if cached is not None and self._fresh(cached, now):
             return cached[0]
         try:
             raw = await self.state.hget(BY_HASH, hexdigest)
@@ -117,6 +116,17 @@ class KeyStore:
             self._cache.clear()
         self._cache[hexdigest] = (principal, now)
         return principal
+
+    def _configured(self, hexdigest: str) -> Principal | None:
+        """The YAML key with this digest, if one."""
+        found = self.static.get(hexdigest)
+        if found is not None and hmac.compare_digest(found[0], hexdigest):
+            return found[1]
+        return None
+
+    def _fresh(self, cached: tuple[Principal | None, float], now: float) -> bool:
+        """Whether a remembered answer is younger than `key_cache_seconds`."""
+        return now - cached[1] < self.ttl
 
     async def create(self, key_id: str | None, policy: KeyPolicy) -> tuple[str, KeyRecord]:
         """Store a new key; return the key itself (shown once) and its record."""
