@@ -117,8 +117,7 @@ class AccessLog:
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         # Lines of this loop turn, per handler: written together at the turn's end (one
-        # write system call for the requests a turn completes, not one per request). The
-        # handlers are looked up at a turn's first line; its later lines reuse them.
+        # write system call for the requests a turn completes, not one per request).
         self._pending: dict[logging.StreamHandler, list[str]] = {}  # type: ignore[type-arg]
 
     def info(
@@ -130,13 +129,9 @@ class AccessLog:
     ) -> None:
         """`texts` and `extra` as `JSONFormatter.line` takes them."""
         logger = self.logger
-        pending = self._pending
-        if pending:  # a line went out this loop turn: the same handlers take this one
-            handlers: Iterable[logging.StreamHandler] | None = pending  # type: ignore[type-arg]
-        elif not logger.isEnabledFor(logging.INFO):
+        if not logger.isEnabledFor(logging.INFO):
             return
-        else:
-            handlers = _plain_json_handlers(logger, logging.INFO)
+        handlers = _plain_json_handlers(logger, logging.INFO)
         if handlers is None:
             logger.info(message, extra={**fields, **extra} if extra else fields)
             return
@@ -144,30 +139,23 @@ class AccessLog:
         for handler in handlers:
             formatter: JSONFormatter = handler.formatter  # type: ignore[assignment]
             line = formatter.line(created, "INFO", logger.name, message, fields, None, texts, extra)
-            lines = pending.get(handler)
-            if lines is not None:
-                lines.append(line)
-            else:
-                self._write_later(handler, line)
+            self._write(handler, line + handler.terminator)
 
-    def _write_later(self, handler: logging.StreamHandler, line: str) -> None:  # type: ignore[type-arg]
-        """The turn's first line for `handler`: written with the others at the turn's end."""
+    def _write(self, handler: logging.StreamHandler, text: str) -> None:  # type: ignore[type-arg]
+        pending = self._pending.get(handler)
+        if pending is not None:
+            pending.append(text)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: at once
-            _emit(handler, line + handler.terminator)
+            _emit(handler, text)
             return
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending[handler] = [line]
+        self._pending[handler] = [text]
+        loop.call_soon(self._flush, handler)
 
-    def _flush(self) -> None:
-        """Every handler's lines of the turn, together: a line that comes later finds
-        nothing pending and looks the handlers up again."""
-        pending, self._pending = self._pending, {}
-        for handler, lines in pending.items():
-            terminator = handler.terminator
-            _emit(handler, terminator.join(lines) + terminator)
+    def _flush(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+        _emit(handler, "".join(self._pending.pop(handler, ())))
 
 
 def _emit(handler: logging.StreamHandler, text: str) -> None:  # type: ignore[type-arg]

@@ -113,30 +113,6 @@ async def test_the_lines_of_one_loop_turn_leave_in_one_write_in_order() -> None:
     assert orjson.loads(counting.getvalue().splitlines()[-1])["request_id"] == "next"
 
 
-async def test_every_handler_gets_every_line_of_a_turn_and_of_the_next() -> None:
-    """The handlers are looked up at a turn's first line and reused for its other lines;
-    each handler's lines leave in one write at the turn's end."""
-    own, parents = CountingStream(), CountingStream()
-    parent = logging.getLogger("test.access.two")
-    child = logging.getLogger("test.access.two.child")
-    for logger, stream in ((parent, parents), (child, own)):
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(JSONFormatter())
-        logger.handlers[:] = [handler]
-    parent.propagate, child.propagate = False, True
-    child.setLevel(logging.INFO)
-    access = AccessLog(child)
-    for turn in range(2):
-        for i in range(3):
-            access.info("request", {**CLEAN, "request_id": f"t{turn}r{i}"})
-        await asyncio.sleep(0)
-    expected = [f"t{turn}r{i}" for turn in range(2) for i in range(3)]
-    for stream in (own, parents):
-        lines = stream.getvalue().splitlines()
-        assert [orjson.loads(line)["request_id"] for line in lines] == expected
-        assert stream.writes == 2
-
-
 def test_without_a_running_loop_a_line_is_written_at_once() -> None:
     counting = CountingStream()
     handler = logging.StreamHandler(counting)
