@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -124,6 +125,12 @@ def test_secret_shaped_values_a_client_sends_are_masked_in_the_access_log(
             body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
             headers = {"x-request-id": request_id}
             httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers)
+        # A request's line is written when its reply completes, just after the client has
+        # it: wait for both, as tests/pipeline/test_observe_fields.py does.
+        for _ in range(100):
+            if logs.getvalue().count('"logger":"gateway.access"') >= 2:
+                break
+            time.sleep(0.05)
     lines = [orjson.loads(line) for line in logs.getvalue().splitlines() if line.strip()]
     access = [line for line in lines if line.get("logger") == "gateway.access"]
     assert len(access) == 2
