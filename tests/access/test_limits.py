@@ -60,11 +60,13 @@ def test_token_reservation_settles_to_real_usage(
     redis_url: str,
     prefix: str,
 ) -> None:
+    # A day window: a sliding window weighs the last period's count by the time left in it,
+    # so a minute boundary crossed during these two seconds moved the expected counts.
     gateway = make_gateway(
         state_yaml(backend, redis_url, prefix)
         + "auth:"
         + KEYS_YAML
-        + "limits: {default_key: {tokens: ['10000/minute']}}\n"
+        + "limits: {default_key: {tokens: ['10000/day']}}\n"
     )
     url = f"{gateway.url}/v1/chat/completions"
     body = {**BODY, "max_tokens": 100}
@@ -104,8 +106,8 @@ def test_model_and_global_scopes(make_gateway: Callable[[str], RunningServer]) -
     gateway = make_gateway(
         "auth:"
         + KEYS_YAML
-        + "limits: {models: {gpt-test: {requests: ['1/minute']}},"
-        + " global: {requests: ['2/minute']}}\n"
+        + "limits: {models: {gpt-test: {requests: ['1/day']}},"
+        + " global: {requests: ['2/day']}}\n"
     )
     url = f"{gateway.url}/v1/chat/completions"
     other = {**BODY, "model": "mock-small"}

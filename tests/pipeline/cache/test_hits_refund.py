@@ -42,7 +42,7 @@ def test_cache_hits_give_back_their_request_charge_across_instances(
     prefix = f"test-{uuid.uuid4().hex}:"
     extra = f"""state: {{backend: redis, redis_url: "{redis_url}", key_prefix: "{prefix}"}}
 cache: {{enabled: true, hits_count_requests: {str(hits_count_requests).lower()}}}
-limits: {{models: {{gpt-test: {{requests: ['2/minute']}}}}}}
+limits: {{models: {{gpt-test: {{requests: ['2/day']}}}}}}
 """
     config = tmp_path / "gateway.yaml"
     config.write_text(upstream_config(server.url, extra))
@@ -70,7 +70,7 @@ def test_cache_hits_give_back_their_request_charge_in_one_process(
 ) -> None:
     _, server = upstream_server  # type: ignore[misc]
     extra = """cache: {enabled: true, hits_count_requests: false}
-limits: {models: {gpt-test: {requests: ['2/minute']}}}
+limits: {models: {gpt-test: {requests: ['2/day']}}}
 """
     gateway = start_gateway(upstream_config(server.url, extra))
     statuses = [ask(gateway.url, "Same question?").status_code for _ in range(4)]
