@@ -60,9 +60,10 @@ class Caps:
             self.apply_max_tokens(ctx, caps)
         reservation = None
         spend = self.spend
-        if spend.teams.source is not None:
-            await spend.teams.refresh()
-        scopes = spend.known_scopes(ctx.principal)
+        if spend.teams.source is None:  # YAML teams only: nothing to refresh, no await
+            scopes = spend.known_scopes(ctx.principal)
+        else:
+            scopes = await spend.scopes(ctx.principal)
         if scopes:
             tokens, usd = self.max_cost_of(ctx, caps)
             reservation = spend.reserve_leased(tokens, usd, scopes)  # no await: the usual
